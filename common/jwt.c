@@ -1,0 +1,1 @@
+/* jwt.c - placeholder until its module lands. */

@@ -1,0 +1,105 @@
+/*
+ * log.h - the agent's logger: levels, sinks and redaction of secrets.
+ *
+ * Every record goes through log_redact() before any sink sees it, so a token, password or
+ * private key that slips into a message still prints as `<redacted>`. Callers should not
+ * log secrets in the first place; redaction is the safety net, and it is tested.
+ *
+ * Sinks: stderr (on by default), a file with size-based rotation, the system log (Event Log
+ * on Windows, syslog on POSIX), and a forwarding hook (the deployment log shipper uses it),
+ * plus an in-memory ring of recent records for the admin CLI. The logger is thread-safe.
+ */
+#ifndef KASM_LOG_H
+#define KASM_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+enum log_level {
+    LOG_LEVEL_DEBUG = 10,
+    LOG_LEVEL_INFO = 20,
+    LOG_LEVEL_WARNING = 30,
+    LOG_LEVEL_ERROR = 40,
+    LOG_LEVEL_CRITICAL = 50,
+};
+
+#define LOG_LINE_MAX 2048 /* longer messages are cut and end in "..." */
+#define LOG_REDACTED "<redacted>"
+
+/* A record handed to sinks and hooks: already redacted. */
+struct log_record {
+    int64_t time;        /* seconds since the Unix epoch, UTC */
+    uint32_t time_ms;    /* milliseconds part */
+    enum log_level level;
+    const char *module;  /* short name of the emitting module, e.g. "cfg" */
+    const char *message; /* redacted, NUL-terminated */
+};
+
+typedef void (*log_hook_fn)(const struct log_record *rec, void *ctx);
+
+struct log_options {
+    enum log_level level;      /* records below are dropped (default INFO) */
+    int to_stderr;             /* 1: write to stderr */
+    const char *file_path;     /* NULL: no file sink */
+    uint64_t file_max_bytes;   /* rotate when the file would grow past this (0: 10 MiB) */
+    unsigned file_keep;        /* rotated files kept: path.1 .. path.N (0: 5) */
+    const char *syslog_source; /* NULL: no system log sink; else Event Log source / ident */
+};
+
+/* (Re)configures sinks. Safe to call again (e.g. on reload). */
+int log_init(const struct log_options *opt, struct err *e);
+/* Flushes and closes sinks; afterwards records go to stderr only. */
+void log_shutdown(void);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+/* Registers a forwarding hook (one at a time; NULL removes it). Called outside the lock. */
+void log_set_hook(log_hook_fn fn, void *ctx);
+
+void log_write(enum log_level level, const char *module, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#ifndef LOG_MODULE
+#define LOG_MODULE "agent"
+#endif
+#define log_debug(...) log_write(LOG_LEVEL_DEBUG, LOG_MODULE, __VA_ARGS__)
+#define log_info(...) log_write(LOG_LEVEL_INFO, LOG_MODULE, __VA_ARGS__)
+#define log_warning(...) log_write(LOG_LEVEL_WARNING, LOG_MODULE, __VA_ARGS__)
+#define log_error(...) log_write(LOG_LEVEL_ERROR, LOG_MODULE, __VA_ARGS__)
+#define log_critical(...) log_write(LOG_LEVEL_CRITICAL, LOG_MODULE, __VA_ARGS__)
+
+/*
+ * Rewrites msg in place, replacing secrets by LOG_REDACTED:
+ *  - JWTs (three base64url segments, the first starting "eyJ");
+ *  - PEM private key blocks (-----BEGIN ... PRIVATE KEY----- ... END ...);
+ *  - values of secret-named keys in key=value, key: value, "key": "value" and URL query
+ *    forms: token, jwt, agent_jwt_token, registration_token, register-token, password,
+ *    passwd, secret, authorization (incl. "Bearer x"), api_key, private_key, jwt_token.
+ * The result never grows past cap - 1 bytes. Returns msg.
+ */
+char *log_redact(char *msg, size_t cap);
+
+/* "DEBUG", "INFO", ... and back (case-insensitive); -1 when unknown. */
+const char *log_level_name(enum log_level level);
+int log_level_parse(const char *name);
+
+/*
+ * Copies up to max most recent records (oldest first) from the in-memory ring into out,
+ * which the caller frees with log_ring_free(). Used by `agentctl logs`.
+ */
+struct log_ring_entry {
+    int64_t time;
+    uint32_t time_ms;
+    enum log_level level;
+    char module[16];
+    char message[LOG_LINE_MAX];
+};
+size_t log_ring_snapshot(struct log_ring_entry **out, size_t max);
+void log_ring_free(struct log_ring_entry *entries);
+
+#endif

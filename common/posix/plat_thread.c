@@ -1,0 +1,1 @@
+/* plat_thread.c - placeholder until its module lands. */

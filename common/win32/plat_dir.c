@@ -1,0 +1,1 @@
+/* plat_dir.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* plat_file.c - placeholder until its module lands. */

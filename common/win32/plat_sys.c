@@ -1,0 +1,1 @@
+/* plat_sys.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* wide.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* svc_host.c - placeholder */

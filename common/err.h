@@ -48,7 +48,20 @@ struct err {
     char msg[ERR_MSG_MAX]; /* NUL-terminated, never contains secrets */
 };
 
-#define ERR_INIT {0, {0}}
+#define ERR_INIT                                                                                   \
+    {                                                                                              \
+        0,                                                                                         \
+        {                                                                                          \
+            0                                                                                      \
+        }                                                                                          \
+    }
+
+/* printf-style checking; mingw builds use the C99 printf (__USE_MINGW_ANSI_STDIO=1). */
+#if defined(__MINGW32__)
+#define ERR_PRINTF_ARCHETYPE gnu_printf
+#else
+#define ERR_PRINTF_ARCHETYPE printf
+#endif
 
 /* Clears e (if not NULL). */
 void err_clear(struct err *e);
@@ -60,10 +73,14 @@ void err_clear(struct err *e);
  */
 int err_set(struct err *e, int code, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
+    __attribute__((format(ERR_PRINTF_ARCHETYPE, 3, 4)))
 #endif
     ;
-int err_setv(struct err *e, int code, const char *fmt, va_list ap);
+int err_setv(struct err *e, int code, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(ERR_PRINTF_ARCHETYPE, 3, 0)))
+#endif
+    ;
 
 /*
  * Prepends context: "ctx: <old message>". Returns e->code (or ERR_INTERNAL when e is
@@ -71,7 +88,7 @@ int err_setv(struct err *e, int code, const char *fmt, va_list ap);
  */
 int err_prefix(struct err *e, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(ERR_PRINTF_ARCHETYPE, 2, 3)))
 #endif
     ;
 

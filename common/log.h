@@ -30,8 +30,8 @@ enum log_level {
 
 /* A record handed to sinks and hooks: already redacted. */
 struct log_record {
-    int64_t time;        /* seconds since the Unix epoch, UTC */
-    uint32_t time_ms;    /* milliseconds part */
+    int64_t time;     /* seconds since the Unix epoch, UTC */
+    uint32_t time_ms; /* milliseconds part */
     enum log_level level;
     const char *module;  /* short name of the emitting module, e.g. "cfg" */
     const char *message; /* redacted, NUL-terminated */
@@ -40,12 +40,13 @@ struct log_record {
 typedef void (*log_hook_fn)(const struct log_record *rec, void *ctx);
 
 struct log_options {
-    enum log_level level;      /* records below are dropped (default INFO) */
-    int to_stderr;             /* 1: write to stderr */
-    const char *file_path;     /* NULL: no file sink */
-    uint64_t file_max_bytes;   /* rotate when the file would grow past this (0: 10 MiB) */
-    unsigned file_keep;        /* rotated files kept: path.1 .. path.N (0: 5) */
-    const char *syslog_source; /* NULL: no system log sink; else Event Log source / ident */
+    enum log_level level;        /* records below are dropped (default INFO) */
+    int to_stderr;               /* 1: write to stderr */
+    const char *file_path;       /* NULL: no file sink */
+    uint64_t file_max_bytes;     /* rotate when the file would grow past this (0: 10 MiB) */
+    unsigned file_keep;          /* rotated files kept: path.1 .. path.N (0: 5) */
+    const char *syslog_source;   /* NULL: no system log sink; else Event Log source / ident */
+    enum log_level syslog_level; /* records below are not sent to the system log (0: INFO) */
 };
 
 /* (Re)configures sinks. Safe to call again (e.g. on reload). */
@@ -55,32 +56,45 @@ void log_shutdown(void);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
-/* Registers a forwarding hook (one at a time; NULL removes it). Called outside the lock. */
+/*
+ * Registers a forwarding hook (one at a time; NULL removes it). The hook gets every record
+ * that passes the level, already redacted, on the logging thread and outside the logger's
+ * lock. Records the hook itself logs are not fed back to it. When this returns, calls of the
+ * previous hook have finished; so it must not be called from inside the hook.
+ */
 void log_set_hook(log_hook_fn fn, void *ctx);
 
+/*
+ * Formats, redacts, escapes control characters (one record is one line: "\n" prints as
+ * "\\n") and cuts to LOG_LINE_MAX, then hands the record to every sink. Thread-safe.
+ */
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
+    __attribute__((format(ERR_PRINTF_ARCHETYPE, 3, 4)))
 #endif
     ;
 
 #ifndef LOG_MODULE
 #define LOG_MODULE "agent"
 #endif
-#define log_debug(...) log_write(LOG_LEVEL_DEBUG, LOG_MODULE, __VA_ARGS__)
-#define log_info(...) log_write(LOG_LEVEL_INFO, LOG_MODULE, __VA_ARGS__)
-#define log_warning(...) log_write(LOG_LEVEL_WARNING, LOG_MODULE, __VA_ARGS__)
-#define log_error(...) log_write(LOG_LEVEL_ERROR, LOG_MODULE, __VA_ARGS__)
+#define log_debug(...)    log_write(LOG_LEVEL_DEBUG, LOG_MODULE, __VA_ARGS__)
+#define log_info(...)     log_write(LOG_LEVEL_INFO, LOG_MODULE, __VA_ARGS__)
+#define log_warning(...)  log_write(LOG_LEVEL_WARNING, LOG_MODULE, __VA_ARGS__)
+#define log_error(...)    log_write(LOG_LEVEL_ERROR, LOG_MODULE, __VA_ARGS__)
 #define log_critical(...) log_write(LOG_LEVEL_CRITICAL, LOG_MODULE, __VA_ARGS__)
 
 /*
- * Rewrites msg in place, replacing secrets by LOG_REDACTED:
- *  - JWTs (three base64url segments, the first starting "eyJ");
- *  - PEM private key blocks (-----BEGIN ... PRIVATE KEY----- ... END ...);
- *  - values of secret-named keys in key=value, key: value, "key": "value" and URL query
- *    forms: token, jwt, agent_jwt_token, registration_token, register-token, password,
- *    passwd, secret, authorization (incl. "Bearer x"), api_key, private_key, jwt_token.
- * The result never grows past cap - 1 bytes. Returns msg.
+ * Rewrites msg in place, replacing secrets by LOG_REDACTED (the full rules and examples are
+ * in docs/security.md, "Logging"):
+ *  - JWTs (eyJ... base64url segments; also a cut-off "eyJ...eyJ..." header and payload);
+ *  - PEM private key blocks, BEGIN through END (an unterminated block: to the end);
+ *  - values of secret-named keys (token, jwt, password, secret, authorization, api_key,
+ *    private_key, credential, *_token, *_password, ... case-insensitive) in the forms
+ *    key=value, key: value, "key": "value", --key value, "Authorization: Bearer x";
+ *  - "Bearer <credential>" anywhere and the password of "scheme://user:password@host".
+ * Ordinary text such as "the token expired at 10:00" is left alone. Reads at most cap bytes
+ * (the last one is treated as the terminator if there is none) and the result never grows
+ * past cap - 1 bytes. Returns msg.
  */
 char *log_redact(char *msg, size_t cap);
 

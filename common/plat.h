@@ -20,10 +20,10 @@
 #include "err.h"
 
 #ifdef _WIN32
-#define PLAT_PATH_SEP '\\'
+#define PLAT_PATH_SEP     '\\'
 #define PLAT_PATH_SEP_STR "\\"
 #else
-#define PLAT_PATH_SEP '/'
+#define PLAT_PATH_SEP     '/'
 #define PLAT_PATH_SEP_STR "/"
 #endif
 
@@ -65,14 +65,21 @@ int plat_file_truncate(struct plat_file *f, uint64_t len, struct err *e);
 int plat_file_final_path(struct plat_file *f, char *out, size_t cap, struct err *e);
 /* Closes f; NULL is ignored. */
 void plat_file_close(struct plat_file *f);
+/*
+ * Deletes the file f refers to, through the handle where the OS allows it (Windows
+ * FILE_DISPOSITION_INFO; POSIX unlinks the final path after checking it is still the same
+ * inode). Used to undo a CREATE_NEW that turned out to be in the wrong place. f stays open;
+ * close it afterwards.
+ */
+int plat_file_delete(struct plat_file *f, struct err *e);
 
 struct plat_file_info {
     uint64_t size;
-    int64_t mtime;  /* seconds since the Unix epoch, UTC */
+    int64_t mtime; /* seconds since the Unix epoch, UTC */
     int is_dir;
-    int is_link;    /* a symbolic link, junction or other reparse point */
-    int is_hidden;  /* Windows hidden attribute / POSIX leading dot */
-    int is_system;  /* Windows system attribute; always 0 on POSIX */
+    int is_link;   /* a symbolic link, junction or other reparse point */
+    int is_hidden; /* Windows hidden attribute / POSIX leading dot */
+    int is_system; /* Windows system attribute; always 0 on POSIX */
 };
 
 int plat_file_stat(struct plat_file *f, struct plat_file_info *out, struct err *e);
@@ -89,6 +96,13 @@ int plat_path_remove(const char *path, struct err *e);
 int plat_dir_create(const char *path, struct err *e);
 /* Creates a directory and its missing parents. */
 int plat_dir_create_all(const char *path, struct err *e);
+/* Removes an empty directory (not a link to one); ERR_NOT_FOUND when it is not there. */
+int plat_dir_remove(const char *path, struct err *e);
+/*
+ * Creates a symbolic link linkpath -> target (is_dir: Windows directory link). Used by tests
+ * and tools; fails with ERR_UNSUPPORTED or ERR_PERMISSION where links cannot be made.
+ */
+int plat_symlink_create(const char *target, const char *linkpath, int is_dir, struct err *e);
 /* Flushes a directory entry change (POSIX fsync of the dir; no-op on Windows). */
 int plat_dir_sync(const char *path, struct err *e);
 /*
@@ -112,6 +126,20 @@ void plat_dir_close(struct plat_dir *d);
 /* Free bytes available to the caller on the volume holding path. */
 int plat_disk_free(const char *path, uint64_t *free_bytes, uint64_t *total_bytes, struct err *e);
 
+/*
+ * The final, resolved path of an existing directory (symbolic links, junctions and ".."
+ * resolved; GetFinalPathNameByHandleW without \\?\ / realpath), in UTF-8, no trailing
+ * separator except for a root ("/", "C:\").
+ */
+int plat_dir_final_path(const char *path, char *out, size_t cap, struct err *e);
+
+/*
+ * Maps a native error number (errno on POSIX, GetLastError() on Windows) to an ERR_* code:
+ * disk full / quota -> ERR_NO_SPACE, access denied -> ERR_PERMISSION, not found ->
+ * ERR_NOT_FOUND, exists -> ERR_EXISTS, anything else -> ERR_IO.
+ */
+int plat_err_from_os(long os_error);
+
 /* Directory of the running executable, UTF-8, no trailing separator. */
 int plat_exe_dir(char *out, size_t cap, struct err *e);
 
@@ -122,6 +150,8 @@ int plat_exe_dir(char *out, size_t cap, struct err *e);
 uint64_t plat_monotonic_ms(void);
 /* Seconds since the Unix epoch, UTC. */
 int64_t plat_wall_time(void);
+/* Milliseconds since the Unix epoch, UTC (log timestamps). */
+int64_t plat_wall_time_ms(void);
 void plat_sleep_ms(uint32_t ms);
 
 /* ------------------------------------------------------------------------------------- */

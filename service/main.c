@@ -1,6 +1,405 @@
-/* main.c - placeholder */
-int main(void);
-int main(void)
+/*
+ * main.c - agent(.exe): the command line (Kasm's own flags, so Kasm's scripts work
+ * unchanged), then the agent itself under the service host: load the configuration, start
+ * logging, run until asked to stop, stop cleanly.
+ *
+ * Exit codes: 0 success; 1 the configuration or start-up failed; 2 a command-line error or
+ * a feature this version does not have yet (registration).
+ */
+#define LOG_MODULE "agent"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "err.h"
+#include "fsutil.h"
+#include "log.h"
+#include "plat.h"
+#include "svc_host.h"
+
+#define AGENT_SERVICE_NAME "Kasm" /* the Windows service and Event Log source */
+
+#ifdef _WIN32
+#define PROG             "agent.exe"
+#define DEFAULT_CFG_TEXT "config.yaml in the\n                            folder of agent.exe"
+#else
+#define PROG             "agent"
+#define DEFAULT_CFG_TEXT "./config.yaml"
+#endif
+
+enum agent_exit {
+    AGENT_EXIT_OK = 0,
+    AGENT_EXIT_FAILED = 1,
+    AGENT_EXIT_USAGE = 2,
+};
+
+struct agent_args {
+    const char *cfg_path; /* NULL: the default */
+    int debug;            /* -1: not given (use the config's `debug`), else 0/1 */
+    int help;
+    int version;
+    /* registration (Kasm's installer scripts); parsed and validated, not implemented yet */
+    int registration;
+    const char *register_host;
+    int register_port;
+    int have_register_token;
+    const char *server_id;
+    int await_domain; /* -1: not given */
+};
+
+struct agent_ctx {
+    const struct agent_args *args;
+    char cfg_path[CFG_PATH_MAX];
+    int exit_code;
+};
+
+/* ------------------------------------------------------------------------------------- */
+/* Command line                                                                           */
+
+static void usage(FILE *out)
 {
+    fprintf(out,
+            "Usage:\n"
+            "  " PROG " [/S] [--cfg FILE] [--debug 0|1]\n"
+            "  " PROG " [/S] --register-host HOST [--register-port PORT] --register-token TOKEN\n"
+            "            [--server-id ID] [--await-domain True|False] [--cfg FILE]\n"
+            "  " PROG " --version | --help\n"
+            "\n"
+            "Kasm open agent %s: an open replacement for the Kasm Desktop Service. It lets Kasm\n"
+            "Workspaces users upload and download files and see a preview of this desktop over\n"
+            "HTTPS (port 4902), creates Kasm-managed local accounts and runs the administrator's\n"
+            "scripts.\n"
+            "\n"
+            "When the Service Control Manager starts it (service \"" AGENT_SERVICE_NAME "\"), it "
+            "runs as a Windows\n"
+            "service and logs to the Event Log (Application, source \"" AGENT_SERVICE_NAME "\") "
+            "and to the log_file\n"
+            "of its configuration. Started from a console, it runs in that console and logs "
+            "there\n"
+            "until you press Ctrl+C.\n"
+            "\n"
+            "Options:\n"
+            "  /S                        Accepted for Kasm's installer scripts; ignored.\n"
+            "  --cfg FILE                The configuration file (default: " DEFAULT_CFG_TEXT ").\n"
+            "  --debug 0|1               1 logs debugging detail; overrides 'debug' in the\n"
+            "                            configuration file.\n"
+            "  --register-host HOST      Register this machine with the Kasm deployment at HOST.\n"
+            "  --register-port PORT      HTTPS port of the deployment (default 443).\n"
+            "  --register-token TOKEN    The registration token from the Kasm admin UI or the\n"
+            "                            autoscale configuration.\n"
+            "  --server-id ID            The server id (default: the one in the token).\n"
+            "  --await-domain True|False\n"
+            "                            True: if this machine has not joined its domain yet,\n"
+            "                            register once it has.\n"
+            "  --version                 Print the version and exit.\n"
+            "  --help                    Print this help and exit.\n"
+            "\n"
+            "Registration is not implemented in this version yet: the --register-* options are\n"
+            "recognised and refused with exit code 2, and nothing is changed.\n"
+            "\n"
+            "Exit codes: 0 success; 1 the configuration could not be loaded or the agent\n"
+            "failed; 2 a command-line error or a feature this version does not have.\n",
+            KASM_VERSION);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(ERR_PRINTF_ARCHETYPE, 1, 2)))
+#endif
+static int
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", PROG);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "; run '%s --help' for the options\n", PROG);
+    return AGENT_EXIT_USAGE;
+}
+
+static int ascii_ieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = (*a >= 'A' && *a <= 'Z') ? (char)(*a + 32) : *a;
+        char y = (*b >= 'A' && *b <= 'Z') ? (char)(*b + 32) : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
+/* "1", "true", "yes", "on" -> 1; "0", "false", "no", "off" -> 0; else -1. */
+static int parse_bool(const char *s)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t k = 0; k < 4; k++) {
+        if (ascii_ieq(s, yes[k]))
+            return 1;
+        if (ascii_ieq(s, no[k]))
+            return 0;
+    }
+    return -1;
+}
+
+static int parse_port(const char *s)
+{
+    char *end = NULL;
+    long v;
+    if (!*s || *s < '0' || *s > '9')
+        return -1;
+    v = strtol(s, &end, 10);
+    return (*end == '\0' && v >= 1 && v <= 65535) ? (int)v : -1;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_args(int argc, char **argv, struct agent_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->debug = -1;
+    a->await_domain = -1;
+    a->register_port = 443;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = NULL;
+        char name[32];
+        size_t nlen;
+
+        if (ascii_ieq(arg, "/S"))
+            continue; /* silent-install flag of Kasm's scripts */
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "/?") == 0) {
+            a->help = 1;
+            continue;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            a->version = 1;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            /* Not echoed: a misplaced token must not end up on the screen or in a log. */
+            fprintf(stderr,
+                    "%s: unexpected argument in position %d (options start with --); "
+                    "run '%s --help' for the options\n",
+                    PROG, i, PROG);
+            return AGENT_EXIT_USAGE;
+        }
+        /* --name value or --name=value */
+        nlen = strcspn(arg, "=");
+        if (nlen >= sizeof(name))
+            return usage_error("unknown option '%.40s...'", arg);
+        memcpy(name, arg, nlen);
+        name[nlen] = '\0';
+        if (arg[nlen] == '=') {
+            val = arg + nlen + 1;
+        } else if (strcmp(name, "--debug") == 0 &&
+                   (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+            val = "1"; /* a bare --debug */
+        } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+            val = argv[++i]; /* a following option is not taken as this one's value */
+        }
+
+        if (strcmp(name, "--cfg") == 0) {
+            if (!val || !*val)
+                return usage_error("%s needs a file name", name);
+            a->cfg_path = val;
+        } else if (strcmp(name, "--debug") == 0) {
+            if (!val || (a->debug = parse_bool(val)) < 0)
+                return usage_error("%s expects 0 or 1", name);
+        } else if (strcmp(name, "--register-host") == 0) {
+            if (!val || !*val)
+                return usage_error("%s needs a host name", name);
+            a->register_host = val;
+            a->registration = 1;
+        } else if (strcmp(name, "--register-port") == 0) {
+            if (!val || (a->register_port = parse_port(val)) < 0)
+                return usage_error("%s expects a port number from 1 to 65535", name);
+            a->registration = 1;
+        } else if (strcmp(name, "--register-token") == 0) {
+            if (!val || !*val)
+                return usage_error("%s needs the registration token", name);
+            a->have_register_token = 1; /* the value is never copied or printed */
+            a->registration = 1;
+        } else if (strcmp(name, "--server-id") == 0) {
+            if (!val || !*val)
+                return usage_error("%s needs a server id", name);
+            a->server_id = val;
+            a->registration = 1;
+        } else if (strcmp(name, "--await-domain") == 0) {
+            if (!val || (a->await_domain = parse_bool(val)) < 0)
+                return usage_error("%s expects True or False", name);
+            a->registration = 1;
+        } else {
+            return usage_error("unknown option '%s'", name);
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* The agent                                                                              */
+
+/* A start-up failure: the console gets one line on stderr, a service the Event Log. */
+static int fail_start(struct svc_host *h, struct agent_ctx *c, int rc, const char *msg)
+{
+    if (svc_host_mode(h) == SVC_MODE_SERVICE) {
+        struct log_options o = {0};
+        o.level = LOG_LEVEL_INFO;
+        o.syslog_source = AGENT_SERVICE_NAME;
+        log_init(&o, NULL);
+        log_error("the service cannot start: %s", msg);
+        log_shutdown();
+    } else {
+        char line[ERR_MSG_MAX + 64];
+        snprintf(line, sizeof(line), "%s", msg);
+        fprintf(stderr, "%s: %s\n", PROG, log_redact(line, sizeof(line)));
+    }
+    c->exit_code = AGENT_EXIT_FAILED;
+    return rc < 0 ? rc : ERR_INTERNAL;
+}
+
+static void log_config_summary(const struct cfg *cfg)
+{
+    log_debug("config: port %d, ssl %s, api_host %s%s port %d, registered %s, server_id %s, "
+              "multi_user %s, log_file %s, agent token %s",
+              cfg->port, cfg->ssl ? "on" : "off", cfg->api_host_count ? cfg->api_host[0] : "(none)",
+              cfg->api_host_count > 1 ? " (+more)" : "", cfg->api_port,
+              cfg->registered ? "yes" : "no", cfg->server_id[0] ? cfg->server_id : "(none)",
+              cfg->multi_user ? "yes" : "no", cfg->log_file[0] ? cfg->log_file : "(none)",
+              cfg->agent_jwt_token ? "present" : "absent");
+}
+
+static void handle_event(const struct svc_event *ev)
+{
+    switch (ev->type) {
+    case SVC_EVENT_RELOAD:
+        log_warning("reload requested, but reloading the configuration is not implemented yet; "
+                    "restart the service to apply changes");
+        break;
+    case SVC_EVENT_SESSION_CHANGE:
+        log_debug("session %u changed (reason %u)", (unsigned)ev->session_id, (unsigned)ev->reason);
+        break;
+    case SVC_EVENT_OVERFLOW:
+        log_debug("some session events were dropped");
+        break;
+    }
+}
+
+static int agent_run(struct svc_host *h, void *arg)
+{
+    struct agent_ctx *c = arg;
+    struct cfg cfg;
+    struct err e = ERR_INIT;
+    struct log_options lo = {0};
+    int rc, debug;
+
+    memset(&cfg, 0, sizeof(cfg));
+    svc_report_starting(h, 10000);
+    if ((rc = cfg_load(&cfg, c->cfg_path, &e)) < 0) {
+        cfg_free(&cfg);
+        return fail_start(h, c, rc, e.msg);
+    }
+
+    debug = c->args->debug >= 0 ? c->args->debug : cfg.debug;
+    lo.level = debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+    lo.to_stderr = svc_host_mode(h) == SVC_MODE_CONSOLE;
+    lo.file_path = cfg.log_file[0] ? cfg.log_file : NULL;
+    lo.syslog_source = svc_host_mode(h) == SVC_MODE_SERVICE ? AGENT_SERVICE_NAME : NULL;
+    if (log_init(&lo, &e) < 0)
+        log_warning("%s; logging goes on without it and the file is retried", e.msg);
+
+    log_info("Kasm open agent %s starting (config %s, pid %lu)", KASM_VERSION, c->cfg_path,
+             plat_pid());
+    if (svc_host_mode(h) == SVC_MODE_CONSOLE)
+        log_info("running in the foreground; stop it with Ctrl+C%s",
+#ifdef _WIN32
+                 " or Ctrl+Break"
+#else
+                 " or SIGTERM"
+#endif
+        );
+    log_config_summary(&cfg);
+
+    svc_report_running(h);
+    while (!svc_stop_wait(h, UINT32_MAX)) {
+        struct svc_event ev;
+        while (svc_event_next(h, &ev))
+            handle_event(&ev);
+    }
+
+    log_info("stopping (requested by %s)", svc_stop_source(h));
+    cfg_free(&cfg);
+    log_info("stopped");
+    log_shutdown();
+    c->exit_code = AGENT_EXIT_OK;
     return 0;
+}
+
+static int default_cfg_path(char *out, size_t cap, struct err *e)
+{
+#ifdef _WIN32
+    char dir[CFG_PATH_MAX];
+    if (plat_exe_dir(dir, sizeof(dir), e) < 0)
+        return err_prefix(e, "cannot find the folder of agent.exe");
+    return fs_join(dir, "config.yaml", out, cap, e);
+#else
+    (void)e;
+    snprintf(out, cap, "./config.yaml");
+    return 0;
+#endif
+}
+
+int main(int argc, char **argv)
+{
+    struct agent_args args;
+    struct agent_ctx ctx;
+    struct err e = ERR_INIT;
+    int rc;
+
+    if (svc_host_args(argc, argv, &argc, &argv, &e) < 0) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        return AGENT_EXIT_USAGE;
+    }
+    if ((rc = parse_args(argc, argv, &args)) >= 0)
+        return rc;
+    if (args.help) {
+        usage(stdout);
+        return AGENT_EXIT_OK;
+    }
+    if (args.version) {
+        printf("agent %s\n", KASM_VERSION);
+        return AGENT_EXIT_OK;
+    }
+    if (args.registration) {
+        fprintf(stderr,
+                "%s: registration is not implemented yet in this version of the agent; "
+                "nothing was changed\n",
+                PROG);
+        return AGENT_EXIT_USAGE;
+    }
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.args = &args;
+    ctx.exit_code = -1;
+    if (args.cfg_path) {
+        if (strlen(args.cfg_path) >= sizeof(ctx.cfg_path)) {
+            fprintf(stderr, "%s: the --cfg path is too long\n", PROG);
+            return AGENT_EXIT_USAGE;
+        }
+        snprintf(ctx.cfg_path, sizeof(ctx.cfg_path), "%s", args.cfg_path);
+    } else if (default_cfg_path(ctx.cfg_path, sizeof(ctx.cfg_path), &e) < 0) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        return AGENT_EXIT_FAILED;
+    }
+
+    rc = svc_host_run(AGENT_SERVICE_NAME, agent_run, &ctx, &e);
+    if (ctx.exit_code >= 0)
+        return ctx.exit_code;
+    /* The host failed before the agent ran. */
+    fprintf(stderr, "%s: %s\n", PROG, rc < 0 ? e.msg : "the service host stopped unexpectedly");
+    return AGENT_EXIT_FAILED;
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "err.h"
 
 static void set_fills_code_and_message(void **state)
@@ -73,7 +75,7 @@ static void every_code_has_a_name(void **state)
     assert_string_equal(err_code_name(ERR_NO_SPACE), "no space");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(set_fills_code_and_message),
@@ -84,5 +86,5 @@ int main(void)
         cmocka_unit_test(clear_resets),
         cmocka_unit_test(every_code_has_a_name),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return UNIT_RUN("err", tests, NULL, NULL);
 }

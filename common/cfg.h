@@ -1,0 +1,94 @@
+/*
+ * cfg.h - config.yaml: load, validate and save the agent's configuration.
+ *
+ * Every key of Kasm's own agent is here, typed and defaulted (docs/config.md lists them);
+ * keys of ours are optional. Keys the agent does not know are kept and written back on save,
+ * so a file written by Kasm's agent or a newer version survives a round trip. Saving is atomic
+ * (fsutil.h). Errors name the file, line and column ("config.yaml:4:7: port: expected an
+ * integer from 0 to 65535, got 'abc'").
+ */
+#ifndef KASM_CFG_H
+#define KASM_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define CFG_PATH_MAX      1024
+#define CFG_MAX_API_HOSTS 8
+#define CFG_MAX_FILE_SIZE (1024 * 1024) /* larger files are refused (ERR_TOO_LARGE) */
+#define CFG_MAX_SCALAR    (64 * 1024)   /* longest single value or key */
+#define CFG_MAX_DEPTH     32            /* deepest nesting kept in an unknown key's value */
+
+struct cfg_unknown; /* keys we do not know, kept verbatim for save; owned by struct cfg */
+
+struct cfg {
+    /* --- Kasm agent keys (KASM_INTERFACE.md section 3) --- */
+    int ssl;                               /* ssl: true */
+    int port;                              /* port: 4902 */
+    char server_private_key[CFG_PATH_MAX]; /* TLS key PEM path */
+    char server_public_key[CFG_PATH_MAX];  /* TLS certificate PEM path */
+    char jwt_public_key[CFG_PATH_MAX];     /* deployment's JWT verification key PEM path */
+    char upload_dir[CFG_PATH_MAX];
+    char download_dir[CFG_PATH_MAX];
+    char log_file[CFG_PATH_MAX];           /* "" = no log file */
+    int multi_user;                        /* false */
+    int user_sso;                          /* false */
+    char api_host[CFG_MAX_API_HOSTS][256]; /* one or more hosts (YAML list or comma list) */
+    size_t api_host_count;
+    int api_host_seq; /* it was a YAML sequence: saved as one again */
+    int api_port;     /* 443 */
+    int registered;   /* false */
+    char script_path[CFG_PATH_MAX];
+    char server_id[128];
+    int debug;             /* false */
+    char *agent_jwt_token; /* heap, NULL when absent; a secret */
+
+    /* --- keys of ours (optional, documented in docs/config.md) --- */
+    char listen_address[64];         /* "" = all addresses */
+    int heartbeat_interval;          /* seconds, 30 */
+    int api_verify_cert;             /* false */
+    char api_ca_file[CFG_PATH_MAX];  /* "" = system store */
+    int jwt_leeway;                  /* seconds of clock skew allowed, 60 */
+    char admin_socket[CFG_PATH_MAX]; /* POSIX admin socket path */
+
+    /* --- bookkeeping --- */
+    char path[CFG_PATH_MAX]; /* file it was loaded from / will be saved to */
+    struct cfg_unknown *unknown;
+};
+
+/*
+ * Fills every field with its default (paths under base_dir, e.g. the install dir; NULL or ""
+ * means "."). c may hold garbage: nothing is freed (cfg_free first when reusing a loaded c).
+ */
+void cfg_defaults(struct cfg *c, const char *base_dir);
+/*
+ * Loads path over the defaults (cfg_defaults with the file's directory, then the file). c is
+ * overwritten like cfg_defaults does; cfg_free(c) is safe afterwards whether it failed or not.
+ */
+int cfg_load(struct cfg *c, const char *path, struct err *e);
+/*
+ * Parses YAML from memory over the current values of c (which must be initialised by
+ * cfg_defaults or a load); name is used in error messages. Keys present replace values, the
+ * unknown keys are replaced by the buffer's. On failure c is left unchanged.
+ */
+int cfg_load_buffer(struct cfg *c, const char *name, const char *yaml, size_t len, struct err *e);
+/* Writes c to path (c->path when path is NULL) atomically, unknown keys kept. */
+int cfg_save(const struct cfg *c, const char *path, struct err *e);
+/* Renders the YAML that cfg_save would write (heap; it holds the token: wipe, then free()). */
+int cfg_render(const struct cfg *c, char **out, size_t *len, struct err *e);
+/* Sets the agent token (copied); NULL clears it. The old value is wiped before freeing. */
+int cfg_set_agent_token(struct cfg *c, const char *token, struct err *e);
+/* Unknown top-level keys kept for save, in file order (text of the i-th key, NULL past the end). */
+size_t cfg_unknown_count(const struct cfg *c);
+const char *cfg_unknown_key(const struct cfg *c, size_t i);
+/*
+ * 1 when a and b hold the same configuration: every key, the token, and the unknown keys in the
+ * same order with the same meaning (text, tags, quoted vs plain; not layout). path is ignored.
+ */
+int cfg_equal(const struct cfg *a, const struct cfg *b);
+/* Frees heap members (the token is wiped first); c can be loaded again afterwards. */
+void cfg_free(struct cfg *c);
+
+#endif

@@ -68,7 +68,7 @@ struct key_desc {
 /* Save order: Kasm's keys as its agent documents them, then ours (docs/config.md). */
 static const struct key_desc keys[] = {
     K_BOOL(ssl),
-    K_INT(port, 1, 65535),
+    K_INT(port, 0, 65535), /* 0: an ephemeral port (tests) */
     K_STR(server_private_key),
     K_STR(server_public_key),
     K_STR(jwt_public_key),
@@ -90,6 +90,11 @@ static const struct key_desc keys[] = {
     K_STR(api_ca_file),
     K_INT(jwt_leeway, 0, 3600),
     K_STR(admin_socket),
+    K_INT(max_request_header_bytes, 4096, 1048576),
+    K_INT(max_json_body_bytes, 1024, 64 * 1048576),
+    K_INT(request_timeout_ms, 1000, 3600000),
+    K_INT(max_concurrent_uploads, 1, 256),
+    K_INT(num_threads, 2, 256),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -964,6 +969,11 @@ void cfg_defaults(struct cfg *c, const char *base_dir)
     c->api_port = 443;
     c->heartbeat_interval = 30;
     c->jwt_leeway = 60;
+    c->max_request_header_bytes = 16384;
+    c->max_json_body_bytes = 1048576;
+    c->request_timeout_ms = 30000;
+    c->max_concurrent_uploads = 8;
+    c->num_threads = 16;
     /* A path that does not fit stays "" (and fails loudly when used). */
     if (fs_join(base_dir, "certs", certs, sizeof(certs), NULL) == 0) {
         fs_join(certs, "key.pem", c->server_private_key, sizeof(c->server_private_key), NULL);

@@ -52,6 +52,12 @@ struct cfg {
     char api_ca_file[CFG_PATH_MAX];  /* "" = system store */
     int jwt_leeway;                  /* seconds of clock skew allowed, 60 */
     char admin_socket[CFG_PATH_MAX]; /* POSIX admin socket path */
+    /* HTTPS API limits (docs/config.md, "Keys of this agent") */
+    int max_request_header_bytes; /* request line + headers, 16384 */
+    int max_json_body_bytes;      /* JSON request bodies, 1 MiB */
+    int request_timeout_ms;       /* a request must arrive within this, 30000 */
+    int max_concurrent_uploads;   /* /upload requests served at once, 8 */
+    int num_threads;              /* HTTP worker threads (connections served at once), 16 */
 
     /* --- bookkeeping --- */
     char path[CFG_PATH_MAX]; /* file it was loaded from / will be saved to */

@@ -58,6 +58,13 @@ int plat_file_write_all(struct plat_file *f, const void *buf, size_t len, struct
 int plat_file_sync(struct plat_file *f, struct err *e);
 /* Sets the file length (used to drop a torn tail). */
 int plat_file_truncate(struct plat_file *f, uint64_t len, struct err *e);
+/* Moves the file position (where the next read or write happens) to offset off from the start. */
+int plat_file_seek(struct plat_file *f, uint64_t off, struct err *e);
+/*
+ * Sets or clears the Windows hidden attribute through the handle (an upload's temp file is
+ * hidden until it is renamed into place). POSIX: no-op (hidden there means a leading dot).
+ */
+int plat_file_set_hidden(struct plat_file *f, int hidden, struct err *e);
 /*
  * The final, resolved path of the open handle (GetFinalPathNameByHandleW without the \\?\
  * prefix / readlink of /proc/self/fd/N), in UTF-8.
@@ -186,6 +193,20 @@ int plat_hostname(char *out, size_t cap, struct err *e);
 int plat_random_bytes(void *buf, size_t len, struct err *e);
 /* Process id of the caller. */
 unsigned long plat_pid(void);
+
+/*
+ * A cheap snapshot of system load for the health check, each a percentage 0..100.
+ * cpu_pct: busy share of all CPUs since the previous call (the first call samples over ~50 ms);
+ * mem_pct: physical memory in use; disk_pct: space used on the volume holding disk_path.
+ * Thread-safe. (posix/plat_usage.c: /proc/stat, /proc/meminfo, statvfs; win32/plat_usage.c:
+ * GetSystemTimes, GlobalMemoryStatusEx, GetDiskFreeSpaceExW.)
+ */
+struct plat_usage {
+    double cpu_pct;
+    double mem_pct;
+    double disk_pct;
+};
+int plat_system_usage(struct plat_usage *out, const char *disk_path, struct err *e);
 
 /*
  * The system log: the Windows Event Log (log "Application", source `source`) or syslog.

@@ -3,8 +3,8 @@
  * unchanged), then the agent itself under the service host: load the configuration, start
  * logging, run until asked to stop, stop cleanly.
  *
- * Exit codes: 0 success; 1 the configuration or start-up failed; 2 a command-line error or
- * a feature this version does not have yet (registration).
+ * Exit codes: 0 success; 1 the configuration or start-up failed, or the registration failed;
+ * 2 a command-line error.
  */
 #define LOG_MODULE "agent"
 
@@ -14,11 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "cfg.h"
 #include "err.h"
 #include "fsutil.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "plat.h"
+#include "register.h"
 #include "svc_host.h"
 
 #define AGENT_SERVICE_NAME "Kasm" /* the Windows service and Event Log source */
@@ -41,12 +44,14 @@ struct agent_args {
     const char *cfg_path; /* NULL: the default */
     int debug;            /* -1: not given (use the config's `debug`), else 0/1 */
     int help;
+    int console; /* --console: never ask the Service Control Manager */
     int version;
-    /* registration (Kasm's installer scripts); parsed and validated, not implemented yet */
+    /* registration (Kasm's installer scripts; service/deploy/register.c) */
     int registration;
     const char *register_host;
     int register_port;
     int have_register_token;
+    const char *register_token; /* a secret: never printed */
     const char *server_id;
     int await_domain; /* -1: not given */
 };
@@ -69,10 +74,10 @@ static void usage(FILE *out)
             "            [--server-id ID] [--await-domain True|False] [--cfg FILE]\n"
             "  " PROG " --version | --help\n"
             "\n"
-            "Kasm open agent %s: an open replacement for the Kasm Desktop Service. It lets Kasm\n"
-            "Workspaces users upload and download files and see a preview of this desktop over\n"
-            "HTTPS (port 4902), creates Kasm-managed local accounts and runs the administrator's\n"
-            "scripts.\n"
+            "Kasm open agent %s: an open replacement for the Kasm Desktop Service. It keeps\n"
+            "this machine registered with a Kasm Workspaces deployment and lets Kasm users\n"
+            "upload and download files over HTTPS (port 4902). Screenshots, local accounts and\n"
+            "the administrator's scripts arrive in later versions.\n"
             "\n"
             "When the Service Control Manager starts it (service \"" AGENT_SERVICE_NAME "\"), it "
             "runs as a Windows\n"
@@ -95,14 +100,17 @@ static void usage(FILE *out)
             "  --await-domain True|False\n"
             "                            True: if this machine has not joined its domain yet,\n"
             "                            register once it has.\n"
+            "  --console                 Run in the foreground without asking the Service Control\n"
+            "                            Manager first (tests, debugging; quicker under Wine).\n"
             "  --version                 Print the version and exit.\n"
             "  --help                    Print this help and exit.\n"
             "\n"
-            "Registration is not implemented in this version yet: the --register-* options are\n"
-            "recognised and refused with exit code 2, and nothing is changed.\n"
+            "Registration checks name resolution, TCP reach and the deployment's health check,\n"
+            "registers, and writes the configuration and the certificates; then restart the\n"
+            "service.\n"
             "\n"
-            "Exit codes: 0 success; 1 the configuration could not be loaded or the agent\n"
-            "failed; 2 a command-line error or a feature this version does not have.\n",
+            "Exit codes: 0 success; 1 the configuration could not be loaded, the agent failed\n"
+            "or the registration failed; 2 a command-line error.\n",
             KASM_VERSION);
 }
 
@@ -176,6 +184,10 @@ static int parse_args(int argc, char **argv, struct agent_args *a)
             a->help = 1;
             continue;
         }
+        if (strcmp(arg, "--console") == 0) {
+            a->console = 1;
+            continue;
+        }
         if (strcmp(arg, "--version") == 0) {
             a->version = 1;
             continue;
@@ -222,7 +234,8 @@ static int parse_args(int argc, char **argv, struct agent_args *a)
         } else if (strcmp(name, "--register-token") == 0) {
             if (!val || !*val)
                 return usage_error("%s needs the registration token", name);
-            a->have_register_token = 1; /* the value is never copied or printed */
+            a->have_register_token = 1; /* the value is never printed */
+            a->register_token = val;
             a->registration = 1;
         } else if (strcmp(name, "--server-id") == 0) {
             if (!val || !*val)
@@ -273,6 +286,17 @@ static void log_config_summary(const struct cfg *cfg)
               cfg->agent_jwt_token ? "present" : "absent");
 }
 
+/* The API reads the config fields the token lifecycle rewrites under the lifecycle's lock. */
+static void cfg_guard_lock(void *ctx)
+{
+    dlc_cfg_lock(ctx);
+}
+
+static void cfg_guard_unlock(void *ctx)
+{
+    dlc_cfg_unlock(ctx);
+}
+
 static void handle_event(const struct svc_event *ev)
 {
     switch (ev->type) {
@@ -295,6 +319,8 @@ static int agent_run(struct svc_host *h, void *arg)
     struct cfg cfg;
     struct err e = ERR_INIT;
     struct log_options lo = {0};
+    struct dlc *lifecycle = NULL; /* owns cfg's token fields and config.yaml while it runs */
+    struct api *api = NULL;       /* the HTTPS API (service/api/api.h) */
     int rc, debug;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -324,6 +350,22 @@ static int agent_run(struct svc_host *h, void *arg)
         );
     log_config_summary(&cfg);
 
+    /* The token lifecycle: check-in, keepalive, refresh (service/deploy/lifecycle.c). */
+    if ((rc = dlc_start(&lifecycle, &cfg, &e)) < 0) {
+        log_shutdown();
+        cfg_free(&cfg);
+        return fail_start(h, c, rc, e.msg);
+    }
+
+    /* The HTTPS API on cfg.port (service/api/): fatal when it cannot start. */
+    struct api_cfg_guard guard = {cfg_guard_lock, cfg_guard_unlock, lifecycle};
+    if ((rc = api_start(&api, &cfg, &guard, &e)) < 0) {
+        dlc_stop(lifecycle);
+        log_shutdown();
+        cfg_free(&cfg);
+        return fail_start(h, c, rc, e.msg);
+    }
+
     svc_report_running(h);
     while (!svc_stop_wait(h, UINT32_MAX)) {
         struct svc_event ev;
@@ -332,11 +374,48 @@ static int agent_run(struct svc_host *h, void *arg)
     }
 
     log_info("stopping (requested by %s)", svc_stop_source(h));
+    /* The API before the rest: no new requests, the queued session work finishes. */
+    api_stop(api);
+    dlc_stop(lifecycle); /* first: it writes config.yaml */
     cfg_free(&cfg);
     log_info("stopped");
     log_shutdown();
     c->exit_code = AGENT_EXIT_OK;
     return 0;
+}
+
+static int default_cfg_path(char *out, size_t cap, struct err *e);
+
+/* agent --register-host ...: register, write the config, exit (service/deploy/register.c). */
+static int run_registration(const struct agent_args *a)
+{
+    struct dreg_request req;
+    struct err e = ERR_INIT;
+    char cfg_path[CFG_PATH_MAX];
+
+    if (!a->register_host || !a->register_token)
+        return usage_error("registration needs --register-host and --register-token");
+    if (a->cfg_path)
+        snprintf(cfg_path, sizeof(cfg_path), "%s", a->cfg_path);
+    else if (default_cfg_path(cfg_path, sizeof(cfg_path), &e) < 0) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        return AGENT_EXIT_FAILED;
+    }
+    memset(&req, 0, sizeof(req));
+    req.cfg_path = cfg_path;
+    req.host = a->register_host;
+    req.port = a->register_port;
+    req.token = a->register_token;
+    req.server_id = a->server_id;
+    req.await_domain = a->await_domain == 1;
+    req.debug = a->debug;
+    if (dreg_cli(&req, &e) < 0) {
+        char line[ERR_MSG_MAX];
+        snprintf(line, sizeof(line), "%s", e.msg);
+        fprintf(stderr, "%s: %s\n", PROG, log_redact(line, sizeof(line)));
+        return AGENT_EXIT_FAILED;
+    }
+    return AGENT_EXIT_OK;
 }
 
 static int default_cfg_path(char *out, size_t cap, struct err *e)
@@ -374,13 +453,8 @@ int main(int argc, char **argv)
         printf("agent %s\n", KASM_VERSION);
         return AGENT_EXIT_OK;
     }
-    if (args.registration) {
-        fprintf(stderr,
-                "%s: registration is not implemented yet in this version of the agent; "
-                "nothing was changed\n",
-                PROG);
-        return AGENT_EXIT_USAGE;
-    }
+    if (args.registration)
+        return run_registration(&args);
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.args = &args;
@@ -396,6 +470,8 @@ int main(int argc, char **argv)
         return AGENT_EXIT_FAILED;
     }
 
+    if (args.console)
+        svc_host_force_console();
     rc = svc_host_run(AGENT_SERVICE_NAME, agent_run, &ctx, &e);
     if (ctx.exit_code >= 0)
         return ctx.exit_code;

@@ -78,6 +78,12 @@ int svc_host_args(int argc, char **argv, int *argc_out, char ***argv_out, struct
  * e filled when the host itself failed (then fn did not run).
  */
 int svc_host_run(const char *service_name, svc_run_fn fn, void *ctx, struct err *e);
+/*
+ * Makes the next svc_host_run() run in the foreground without asking the Service Control
+ * Manager first (agent --console). Windows: skips StartServiceCtrlDispatcherW, whose "not a
+ * service" answer takes about 10 s under Wine; POSIX: always the foreground, no effect.
+ */
+void svc_host_force_console(void);
 
 enum svc_mode svc_host_mode(const struct svc_host *h);
 const char *svc_host_name(const struct svc_host *h);

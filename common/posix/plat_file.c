@@ -255,6 +255,23 @@ int plat_file_truncate(struct plat_file *f, uint64_t len, struct err *e)
     return 0;
 }
 
+int plat_file_seek(struct plat_file *f, uint64_t off, struct err *e)
+{
+    if (off > (uint64_t)INT64_MAX)
+        return err_set(e, ERR_INVALID, "cannot seek in %s: offset out of range", f->path);
+    if (lseek(f->fd, (off_t)off, SEEK_SET) < 0)
+        return plat_posix_fail(e, errno, "cannot seek in", f->path);
+    return 0;
+}
+
+int plat_file_set_hidden(struct plat_file *f, int hidden, struct err *e)
+{
+    (void)f;
+    (void)hidden;
+    (void)e;
+    return 0;
+}
+
 int plat_file_final_path(struct plat_file *f, char *out, size_t cap, struct err *e)
 {
     char link[64];

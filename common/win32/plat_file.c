@@ -246,6 +246,38 @@ int plat_file_truncate(struct plat_file *f, uint64_t len, struct err *e)
     return 0;
 }
 
+int plat_file_seek(struct plat_file *f, uint64_t off, struct err *e)
+{
+    LARGE_INTEGER pos;
+    if (off > (uint64_t)INT64_MAX)
+        return err_set(e, ERR_INVALID, "cannot seek in %s: offset out of range", f->path);
+    pos.QuadPart = (LONGLONG)off;
+    if (!SetFilePointerEx(f->h, pos, NULL, FILE_BEGIN))
+        return plat_win_fail(e, GetLastError(), "cannot seek in", f->path);
+    return 0;
+}
+
+int plat_file_set_hidden(struct plat_file *f, int hidden, struct err *e)
+{
+    FILE_BASIC_INFO bi;
+    if (!GetFileInformationByHandleEx(f->h, FileBasicInfo, &bi, sizeof(bi)))
+        return plat_win_fail(e, GetLastError(), "cannot read the attributes of", f->path);
+    if (hidden)
+        bi.FileAttributes |= FILE_ATTRIBUTE_HIDDEN;
+    else
+        bi.FileAttributes &= ~(DWORD)FILE_ATTRIBUTE_HIDDEN;
+    if (bi.FileAttributes == 0)
+        bi.FileAttributes = FILE_ATTRIBUTE_NORMAL;
+    /* zero times mean "leave unchanged" */
+    bi.CreationTime.QuadPart = 0;
+    bi.LastAccessTime.QuadPart = 0;
+    bi.LastWriteTime.QuadPart = 0;
+    bi.ChangeTime.QuadPart = 0;
+    if (!SetFileInformationByHandle(f->h, FileBasicInfo, &bi, sizeof(bi)))
+        return plat_win_fail(e, GetLastError(), "cannot set the attributes of", f->path);
+    return 0;
+}
+
 /* The final path of any handle, without the \\?\ prefix, as UTF-8. */
 static int handle_final_path(HANDLE h, const char *what, char *out, size_t cap, struct err *e)
 {

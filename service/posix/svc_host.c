@@ -46,6 +46,11 @@ int svc_host_args(int argc, char **argv, int *argc_out, char ***argv_out, struct
     return 0;
 }
 
+void svc_host_force_console(void)
+{
+    /* POSIX always runs in the foreground */
+}
+
 int svc_host_run(const char *service_name, svc_run_fn fn, void *ctx, struct err *e)
 {
     struct sig_ctx sc;

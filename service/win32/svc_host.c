@@ -256,6 +256,11 @@ out:
     return rc;
 }
 
+void svc_host_force_console(void)
+{
+    g_not_under_scm = 1;
+}
+
 int svc_host_run(const char *service_name, svc_run_fn fn, void *ctx, struct err *e)
 {
     SERVICE_TABLE_ENTRYW table[2];

@@ -30,6 +30,11 @@ OUR_DEFAULTS = {
     "api_ca_file": "",
     "jwt_leeway": 60,
     "admin_socket": "/run/kasm-open-agent/admin.sock",
+    "max_request_header_bytes": 16384,
+    "max_json_body_bytes": 1048576,
+    "request_timeout_ms": 30000,
+    "max_concurrent_uploads": 8,
+    "num_threads": 16,
 }
 
 KASM_KEYS = [

@@ -54,6 +54,11 @@ static cJSON *to_json(const struct cfg *c)
     add_str(o, "api_ca_file", c->api_ca_file);
     cJSON_AddNumberToObject(o, "jwt_leeway", c->jwt_leeway);
     add_str(o, "admin_socket", c->admin_socket);
+    cJSON_AddNumberToObject(o, "max_request_header_bytes", c->max_request_header_bytes);
+    cJSON_AddNumberToObject(o, "max_json_body_bytes", c->max_json_body_bytes);
+    cJSON_AddNumberToObject(o, "request_timeout_ms", c->request_timeout_ms);
+    cJSON_AddNumberToObject(o, "max_concurrent_uploads", c->max_concurrent_uploads);
+    cJSON_AddNumberToObject(o, "num_threads", c->num_threads);
     for (size_t i = 0; i < cfg_unknown_count(c); i++)
         cJSON_AddItemToArray(unknown, cJSON_CreateString(cfg_unknown_key(c, i)));
     cJSON_AddItemToObject(o, "_unknown", unknown);

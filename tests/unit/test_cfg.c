@@ -450,16 +450,16 @@ static void test_type_errors(void **state)
 {
     static const struct err_case cases[] = {
         {H "port: abc\n", ERR_PARSE,
-         "cfg:3:7: port: expected an integer from 1 to 65535, got 'abc'"},
-        {H "port: 0\n", ERR_PARSE, "cfg:3:7: port: expected an integer from 1 to 65535, got '0'"},
+         "cfg:3:7: port: expected an integer from 0 to 65535, got 'abc'"},
+        {H "port: -1\n", ERR_PARSE, "cfg:3:7: port: expected an integer from 0 to 65535, got '-1'"},
         {H "port: 65536\n", ERR_PARSE,
-         "cfg:3:7: port: expected an integer from 1 to 65535, got '65536'"},
+         "cfg:3:7: port: expected an integer from 0 to 65535, got '65536'"},
         {H "port: 4902.0\n", ERR_PARSE,
-         "cfg:3:7: port: expected an integer from 1 to 65535, got '4902.0'"},
+         "cfg:3:7: port: expected an integer from 0 to 65535, got '4902.0'"},
         {H "port: [1]\n", ERR_PARSE,
-         "cfg:3:7: port: expected an integer from 1 to 65535, got a sequence"},
+         "cfg:3:7: port: expected an integer from 0 to 65535, got a sequence"},
         {H "port:\n    99999999999999999999\n", ERR_PARSE,
-         "cfg:4:5: port: expected an integer from 1 to 65535, got '99999999999999999999'"},
+         "cfg:4:5: port: expected an integer from 0 to 65535, got '99999999999999999999'"},
         {H "api_port: -1\n", ERR_PARSE,
          "cfg:3:11: api_port: expected an integer from 1 to 65535, got '-1'"},
         {H "heartbeat_interval: 0\n", ERR_PARSE,
@@ -523,7 +523,7 @@ static void test_type_errors(void **state)
          "cfg:3:11: log_file: the value contains a NUL character"},
         {H "port: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
          ERR_PARSE,
-         "cfg:3:7: port: expected an integer from 1 to 65535, got "
+         "cfg:3:7: port: expected an integer from 0 to 65535, got "
          "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'"},
         {H
          "debug: \"\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"

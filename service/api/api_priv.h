@@ -1,0 +1,45 @@
+/*
+ * api_priv.h - what the route files of service/api/ share: the API's state and the handler
+ * signature. Not for use outside service/api/.
+ */
+#ifndef KASM_API_PRIV_H
+#define KASM_API_PRIV_H
+
+#include <stdint.h>
+
+#include "api.h"
+#include "auth.h"
+
+struct mg_connection;
+struct plat_mutex;
+struct http_server;
+struct wq;
+struct upl_registry;
+
+struct api {
+    const struct cfg *cfg;
+    struct api_cfg_guard guard; /* read lifecycle-owned cfg fields under it (api_cfg_*) */
+    struct http_auth *auth;
+    struct wq *queue; /* session_start / session_end jobs */
+    struct http_server *server;
+    struct upl_registry *uploads; /* POST /upload; caps uploads at max_concurrent_uploads */
+    struct plat_mutex *lock;      /* guards uploads_expired_at */
+    int64_t uploads_expired_at;   /* when stale uploads were last removed */
+};
+
+/* Bracket reads of cfg fields another thread may rewrite (multi_user, user_sso). */
+void api_cfg_read_begin(struct api *a);
+void api_cfg_read_end(struct api *a);
+
+/* A route handler: the request is authenticated (who); returns the status it answered. */
+typedef int (*api_handler_fn)(struct api *a, struct mg_connection *conn,
+                              const struct api_claims *who);
+
+int api_healthcheck(struct api *a, struct mg_connection *conn, const struct api_claims *who);
+int api_session_start(struct api *a, struct mg_connection *conn, const struct api_claims *who);
+int api_session_end(struct api *a, struct mg_connection *conn, const struct api_claims *who);
+int api_screenshot(struct api *a, struct mg_connection *conn, const struct api_claims *who);
+int api_upload(struct api *a, struct mg_connection *conn, const struct api_claims *who);
+int api_downloads(struct api *a, struct mg_connection *conn, const struct api_claims *who);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * register.h - registration of this machine with a Kasm deployment (prefix dreg_):
+ * the command line of Kasm's installer scripts (KASM_INTERFACE.md section 2), applying a
+ * registration or check-in answer to config.yaml and the PEM files, the server id rules, and
+ * the registration queued until a Windows domain join (--await-domain True).
+ *
+ * Server id: a JWT registration token carries server_id in its claims; --server-id, when
+ * given, is sent as target_component.id (the deployment checks that they match). A plain-UUID
+ * component token carries none: --server-id, else the config's server_id, else none is sent
+ * and the deployment assigns one; the id stored afterwards is always the one in the claims of
+ * the agent token the deployment returns.
+ */
+#ifndef KASM_DEPLOY_REGISTER_H
+#define KASM_DEPLOY_REGISTER_H
+
+#include "api.h"
+#include "cfg.h"
+#include "err.h"
+
+struct dreg_request {
+    const char *cfg_path;
+    const char *host;
+    int port;
+    const char *token;     /* a secret */
+    const char *server_id; /* NULL: from the token's claims */
+    int await_domain;      /* 1: wait for the domain join (Windows) */
+    int debug;             /* -1: the config's */
+};
+
+/*
+ * Applies a registration or check-in answer to cfg: agent_jwt_token, multi_user/user_sso,
+ * server_id from the token's claims, and (write_pems) the three PEM files at the paths of
+ * server_public_key, server_private_key and jwt_public_key, each atomic and admin-only, their
+ * directories created. Then saves cfg atomically. Other keys are untouched.
+ */
+int dreg_apply(struct cfg *cfg, const struct dapi_agent_info *info, int write_pems, struct err *e);
+
+/* Fills conn from cfg: its hosts, port and TLS options. */
+void dreg_conn_from_cfg(struct dapi_conn *conn, const struct cfg *cfg);
+
+/*
+ * Registers with token against conn (the lifecycle's recovery path and the command line):
+ * server_id as described above, hostname = this machine's FQDN. On success cfg is updated and
+ * saved (dreg_apply) and cfg->registered set.
+ */
+int dreg_register(struct cfg *cfg, struct dapi_conn *conn, const char *token, const char *server_id,
+                  struct err *e);
+
+/*
+ * The command line: checks name resolution, TCP reach and the API health check (the error
+ * says which failed), registers, writes the config and prints the next step to stdout.
+ * Returns 0, or an ERR_* code with a one-line reason in e.
+ */
+int dreg_cli(const struct dreg_request *req, struct err *e);
+
+/* The pending registration file beside config.yaml (--await-domain True). */
+#define DREG_PENDING_FILE "pending_registration.json"
+/*
+ * Performs a queued registration if there is one and the machine has joined its domain:
+ * 1 done (file removed), 0 nothing to do or still waiting, <0 failed (file kept).
+ */
+int dreg_pending_run(struct cfg *cfg, struct err *e);
+
+/* Platform: 1 the machine is in a domain (POSIX: always 1), 0 not yet, <0 unknown. */
+int dreg_domain_joined(void);
+
+#endif

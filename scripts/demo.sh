@@ -9,9 +9,13 @@
 # instead of building), --work-dir DIR (keep the demo's files there; by default they go to a
 # temp dir that is removed at exit).
 #
-# What the agent does today: it loads the config written here (pointing at the simulator),
-# logs its start, and runs until stopped. Registration, the HTTPS API and the token lifecycle
-# arrive with their issues; this script grows with them, and says plainly what is not there.
+# What it shows: the simulator (the Kasm deployment) starts; the agent registers with it
+# (agent --register-host, as Kasm's installer runs it), then serves its HTTPS API on
+# a free port of 127.0.0.1 (never 4902, so it cannot collide with anything there), trusting
+# the key the registration wrote; the simulator then plays Kasm calling the agent (healthcheck, a
+# chunked upload, the listing, a download with its checksum compared); the agent refreshes its
+# own token on the heartbeat (15 s tokens, 1 s heartbeat here); curl examples are printed with a
+# token minted by the simulator.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     --no-setup) do_setup=0; shift ;;
     --bin-dir) bin_dir="${2:?--bin-dir needs a directory}"; shift 2 ;;
     --work-dir) work_dir="${2:?--work-dir needs a directory}"; shift 2 ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -56,9 +60,20 @@ fi
 mkdir -p "$work_dir/sim" "$work_dir/agent"
 sim_pid=""
 agent_pid=""
+# SIGTERM, then SIGKILL after 5 s: a stuck child must not keep the demo (or ctest) waiting.
+stop_pid() {
+    [[ -n "$1" ]] || return 0
+    kill "$1" 2>/dev/null || return 0
+    for _ in $(seq 1 50); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "demo: pid $1 did not stop within 5 s; killing it" >&2
+    kill -KILL "$1" 2>/dev/null || true
+}
 cleanup() {
-    [[ -n "$agent_pid" ]] && kill "$agent_pid" 2>/dev/null || true
-    [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null || true
+    stop_pid "$agent_pid"
+    stop_pid "$sim_pid"
     wait 2>/dev/null || true
     [[ $made_work_dir == 1 ]] && rm -rf "$work_dir"
     return 0
@@ -67,8 +82,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "Starting the Kasm deployment simulator (tests/sim/kasm_sim.py)"
+# Agent tokens live 15 s here (a real deployment: days), so the demo shows a refresh.
 "$PY" "$ROOT/tests/sim/kasm_sim.py" serve --port 0 --control-port 0 --quiet \
-    --state-dir "$work_dir/sim" >"$work_dir/sim/sim.log" 2>&1 &
+    --token-lifetime 15 --state-dir "$work_dir/sim" >"$work_dir/sim/sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 100); do
     [[ -f "$work_dir/sim/sim.json" ]] && break
@@ -84,13 +100,18 @@ echo "simulator state: $work_dir/sim/sim.json"
 
 say "Writing the agent's config.yaml"
 cfg="$work_dir/agent/config.yaml"
+files="$work_dir/agent/Downloads"
+mkdir -p "$files"
 cp "$(sim_field jwt_public_key_pem)" "$work_dir/agent/jwt.pem"
 cat >"$cfg" <<EOF
 ssl: true
-port: 4902
+port: 0
+listen_address: 127.0.0.1
 jwt_public_key: $work_dir/agent/jwt.pem
-upload_dir: $work_dir/agent/Upload
-download_dir: $work_dir/agent/Download
+server_public_key: $work_dir/agent/cert.pem
+server_private_key: $work_dir/agent/key.pem
+upload_dir: $files
+download_dir: $files
 log_file: $work_dir/agent/agent.log
 api_host: 127.0.0.1
 api_port: $api_port
@@ -99,19 +120,89 @@ script_path: $work_dir/agent/scripts
 admin_socket: $work_dir/agent/admin.sock
 EOF
 sed 's/^/    /' "$cfg"
+echo "(port 0: the agent picks a free port and logs it; Kasm's port is 4902. upload_dir and"
+echo " download_dir are one folder here, as the user's Downloads folder is in a real session.)"
 
-say "Running the agent: $bin_dir/agent --cfg $cfg"
+say "Registering this machine with the simulator (as Kasm's installer does)"
+echo "\$ agent --register-host 127.0.0.1 --register-port $api_port" \
+    "--register-token <redacted> --cfg $cfg"
+"$bin_dir/agent" --register-host 127.0.0.1 --register-port "$api_port" \
+    --register-token "$(sim_field registration_token)" --cfg "$cfg" 2>&1 | sed 's/^/    /'
+[[ "${PIPESTATUS[0]}" == 0 ]] || die "registration failed (log: $work_dir/agent/agent.log)"
+echo "config.yaml now (tokens redacted):"
+sed -E 's/^([a-z_]*token[a-z_]*: ).*/\1<redacted>/' "$cfg" | sed 's/^/    /'
+
+say "Starting the agent: $bin_dir/agent --cfg $cfg"
+# A 1 s heartbeat instead of 30 s (KASM_HEARTBEAT_MS, docs/config.md) to match the short tokens.
+KASM_HEARTBEAT_MS=1000 "$bin_dir/agent" --cfg "$cfg" >"$work_dir/agent/console.log" 2>&1 &
+agent_pid=$!
+agent_url=""
+for _ in $(seq 1 200); do
+    line="$(grep -ho 'listening on https://[^ ]*' "$work_dir/agent/agent.log" \
+        "$work_dir/agent/console.log" 2>/dev/null | head -1 || true)"
+    if [[ -n "$line" ]]; then
+        agent_url="https://127.0.0.1:${line##*:}"
+        break
+    fi
+    kill -0 "$agent_pid" 2>/dev/null ||
+        { cat "$work_dir/agent/console.log" >&2; die "the agent exited"; }
+    sleep 0.1
+done
+[[ -n "$agent_url" ]] || die "the agent did not log 'listening on' (log: $work_dir/agent/agent.log)"
+echo "agent API: $agent_url   (log: $work_dir/agent/agent.log)"
+
+call() {
+    echo "\$ kasm_sim.py agent-call $*"
+    "$PY" "$ROOT/tests/sim/kasm_sim.py" agent-call --agent "$agent_url" \
+        --state-dir "$work_dir/sim" "$@" 2>&1 | sed 's/^/    /'
+    return "${PIPESTATUS[0]}"
+}
+
+say "Kasm calls the agent (the simulator in client mode)"
+call healthcheck || die "healthcheck failed"
+sample="$work_dir/demo-sample.bin"
+head -c 3000000 /dev/urandom >"$sample"
+call --chunk-size 1000000 upload "$sample" || die "upload failed"
+call list || die "listing failed"
+call download "$(basename "$sample")" -o "$work_dir/demo-downloaded.bin" || die "download failed"
+sum_up="$(sha256sum <"$sample" | cut -d' ' -f1)"
+sum_down="$(sha256sum <"$work_dir/demo-downloaded.bin" | cut -d' ' -f1)"
+echo "sha256 uploaded:   $sum_up"
+echo "sha256 downloaded: $sum_down"
+[[ "$sum_up" == "$sum_down" ]] || die "the downloaded file differs from the uploaded one"
+echo "the round trip preserved the file"
+
+say "The agent refreshes its own token on the heartbeat (tokens live 15 s in this demo)"
+refreshed=""
+for _ in $(seq 1 300); do
+    # A refresh: "Refreshing auth token ..." followed by "New auth token expires ...".
+    if awk '/Refreshing auth token which expires/ { r = 1 }
+            r && /New auth token expires/ { found = 1 } END { exit !found }' \
+        "$work_dir/agent/agent.log"; then
+        refreshed=1
+        break
+    fi
+    sleep 0.1
+done
+[[ -n "$refreshed" ]] || die "no token refresh within 30 s (log: $work_dir/agent/agent.log)"
+awk '/Refreshing auth token which expires/ { r = 1 } r && /auth token/' \
+    "$work_dir/agent/agent.log" | head -n 2 | sed 's/^/    /'
+
+say "Try it yourself (while this runs)"
+control="http://127.0.0.1:$(sim_field control_port)"
 cat <<EOF
-Not in this version yet (each is an open issue, and the agent says so rather than pretend):
-registration against the simulator, the HTTPS API on 4902 (upload, listing, download,
-screenshot), and the token refresh. Try meanwhile:
-    $bin_dir/agent --version
-    $bin_dir/agent --help
+A user token (the simulator signs it with the key the agent trusts):
+    TOKEN=\$(curl -s -X POST $control/control/mint -d '{"kind": "user"}' \\
+            | $PY -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+Then:
+    curl -sk -H "Authorization: Bearer \$TOKEN" $agent_url/__healthcheck
+    curl -sk -H "Authorization: Bearer \$TOKEN" $agent_url/Downloads/Downloads/
+    curl -sk -H "Authorization: Bearer \$TOKEN" -r 0-99 \
+        $agent_url/Downloads/Downloads/$(basename "$sample") | xxd | head
+    $PY $ROOT/tests/sim/kasm_sim.py agent-call --agent $agent_url --state-dir $work_dir/sim list
     tail -f $work_dir/agent/agent.log
 EOF
 [[ -n "$check_seconds" ]] || echo "Press Ctrl-C to stop."
-"$bin_dir/agent" --cfg "$cfg" &
-agent_pid=$!
 
 if [[ -n "$check_seconds" ]]; then
     sleep "$check_seconds"
@@ -123,7 +214,7 @@ if [[ -n "$check_seconds" ]]; then
     [[ $rc == 0 ]] || die "the agent exited with $rc after SIGTERM"
     grep -q "starting" "$work_dir/agent/agent.log" || die "no start line in the agent's log"
     grep -q "stopped" "$work_dir/agent/agent.log" || die "no stop line in the agent's log"
-    say "demo check passed: the agent started against the simulator and stopped cleanly"
+    say "demo check passed: the agent served the simulator's calls and stopped cleanly"
     exit 0
 fi
 wait "$agent_pid"

@@ -62,9 +62,12 @@ class LifecycleTest(unittest.TestCase):
         c = self.a.config()
         self.assertIs(c["user_sso"], True)
         self.assertEqual(c["custom_unknown_key"], "kept")
-        # the token in the config is the one of the last check-in, and it works
+        # the token in the config becomes the one of the last check-in (the simulator records
+        # the reply before the agent has saved it, so wait for the save), and it works
         last = self.sim.calls("register_component")[-1]
-        self.assertEqual(c["agent_jwt_token"], last.response["server_agent"]["agent_jwt_token"])
+        newest = last.response["server_agent"]["agent_jwt_token"]
+        F.wait_until(lambda: self.a.config().get("agent_jwt_token") == newest,
+                     what="the last check-in's token saved in config.yaml")
         F.wait_until(lambda: self.sim.calls("set_server_status"), what="keepalive")
         self.assertTrue(all(k.verdict == "valid" for k in self.sim.calls("set_server_status")))
 

@@ -125,7 +125,9 @@ class LifecycleTest(unittest.TestCase):
         with open(self.a.token_file, "w", encoding="utf-8") as f:
             f.write(self.sim.registration_token + "\n\n")
         self.a.wait_log("Successfully removed registration token file at " + self.a.token_file)
-        self.assertLess(time.monotonic() - t0, 3.0)
+        # Picked up on a heartbeat (a fraction of a second here), not after a restart or a
+        # default 30 s interval; the bound is loose so a loaded machine cannot fail it.
+        self.assertLess(time.monotonic() - t0, 10.0)
         log = self.a.read_log()
         self.assertIn("Loaded registration token from " + self.a.token_file, log)
         self.assertIn("Component registration successful", log)

@@ -3,6 +3,7 @@
  * previous call), memory from /proc/meminfo (MemAvailable), disk from statvfs().
  */
 #include "plat.h"
+#include "plat_cpu.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -12,8 +13,7 @@
 #include <time.h>
 
 static pthread_mutex_t usage_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long long prev_busy, prev_total; /* guarded by usage_lock */
-static int have_prev;                            /* guarded by usage_lock */
+static struct plat_cpu_sampler cpu; /* guarded by usage_lock */
 
 static int read_cpu(unsigned long long *busy, unsigned long long *total, struct err *e)
 {
@@ -42,23 +42,16 @@ static int cpu_pct(double *out, struct err *e)
     int rc;
 
     pthread_mutex_lock(&usage_lock);
-    if (!have_prev) {
+    if (!cpu.have_prev) {
         struct timespec ts = {0, 50 * 1000000L};
-        if ((rc = read_cpu(&prev_busy, &prev_total, e)) < 0)
+        if ((rc = read_cpu(&busy, &total, e)) < 0)
             goto out;
+        plat_cpu_sample(&cpu, busy, total);
         nanosleep(&ts, NULL);
-        have_prev = 1;
     }
     if ((rc = read_cpu(&busy, &total, e)) < 0)
         goto out;
-    if (total > prev_total && busy >= prev_busy)
-        *out = 100.0 * (double)(busy - prev_busy) / (double)(total - prev_total);
-    else
-        *out = 0.0;
-    if (*out > 100.0)
-        *out = 100.0;
-    prev_busy = busy;
-    prev_total = total;
+    *out = plat_cpu_sample(&cpu, busy, total);
 out:
     pthread_mutex_unlock(&usage_lock);
     return rc;

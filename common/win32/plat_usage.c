@@ -3,14 +3,14 @@
  * the previous call), memory from GlobalMemoryStatusEx, disk from GetDiskFreeSpaceExW.
  */
 #include "plat.h"
+#include "plat_cpu.h"
 #include "wide.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static SRWLOCK usage_lock = SRWLOCK_INIT;
-static uint64_t prev_busy, prev_total; /* guarded by usage_lock */
-static int have_prev;                  /* guarded by usage_lock */
+static struct plat_cpu_sampler cpu; /* guarded by usage_lock */
 
 static uint64_t ft64(const FILETIME *ft)
 {
@@ -34,22 +34,15 @@ static int cpu_pct(double *out, struct err *e)
     int rc;
 
     AcquireSRWLockExclusive(&usage_lock);
-    if (!have_prev) {
-        if ((rc = read_cpu(&prev_busy, &prev_total, e)) < 0)
+    if (!cpu.have_prev) {
+        if ((rc = read_cpu(&busy, &total, e)) < 0)
             goto out;
+        plat_cpu_sample(&cpu, busy, total);
         Sleep(50);
-        have_prev = 1;
     }
     if ((rc = read_cpu(&busy, &total, e)) < 0)
         goto out;
-    if (total > prev_total && busy >= prev_busy)
-        *out = 100.0 * (double)(busy - prev_busy) / (double)(total - prev_total);
-    else
-        *out = 0.0;
-    if (*out > 100.0)
-        *out = 100.0;
-    prev_busy = busy;
-    prev_total = total;
+    *out = plat_cpu_sample(&cpu, busy, total);
 out:
     ReleaseSRWLockExclusive(&usage_lock);
     return rc;

@@ -22,6 +22,7 @@
 
 #include "fsutil.h"
 #include "plat.h"
+#include "plat_cpu.h"
 #include "testdir.h"
 
 static char g_dir[1024];
@@ -681,6 +682,21 @@ static void test_system_info(void **state)
     plat_syslog_close();
 }
 
+/* The CPU figure: the first sample only records; later ones are the busy share of the delta. */
+static void test_cpu_sampler(void **state)
+{
+    struct plat_cpu_sampler s = {0};
+    (void)state;
+    assert_true(plat_cpu_sample(&s, 100, 1000) == 0.0);  /* first sample: no delta yet */
+    assert_true(plat_cpu_sample(&s, 150, 1100) == 50.0); /* 50 busy of 100 elapsed */
+    assert_true(plat_cpu_sample(&s, 150, 1200) == 0.0);  /* idle */
+    assert_true(plat_cpu_sample(&s, 250, 1300) == 100.0);
+    assert_true(plat_cpu_sample(&s, 250, 1300) == 0.0);   /* no time passed */
+    assert_true(plat_cpu_sample(&s, 100, 1400) == 0.0);   /* counters went back: no figure */
+    assert_true(plat_cpu_sample(&s, 400, 1450) == 100.0); /* clamped (300 busy of 50) */
+    assert_true(s.prev_busy == 400 && s.prev_total == 1450);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +719,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_system_info),
+        cmocka_unit_test(test_cpu_sampler),
     };
     return UNIT_RUN("plat", tests, setup, teardown);
 }

@@ -22,6 +22,8 @@ PACKAGES=(
     wine wine64 fonts-wine xvfb xauth xfonts-base wixl msitools
     # test oracles, deployment simulator, HTTPS clients
     python3 python3-jwt python3-cryptography python3-yaml openssl curl nginx
+    # benchmarks (bench/): a keep-alive HTTPS load generator
+    wrk
 )
 
 LOG="${TMPDIR:-/tmp}/kasm-setup-debian.log"

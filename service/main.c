@@ -359,7 +359,7 @@ static int agent_run(struct svc_host *h, void *arg)
 
     /* The HTTPS API on cfg.port (service/api/): fatal when it cannot start. */
     struct api_cfg_guard guard = {cfg_guard_lock, cfg_guard_unlock, lifecycle};
-    if ((rc = api_start(&api, &cfg, &guard, &e)) < 0) {
+    if ((rc = api_start(&api, &cfg, &guard, NULL, &e)) < 0) {
         dlc_stop(lifecycle);
         log_shutdown();
         cfg_free(&cfg);

@@ -99,7 +99,7 @@ static void ensure_transfer_folder(const char *key, const char *path)
 }
 
 int api_start(struct api **out, const struct cfg *cfg, const struct api_cfg_guard *guard,
-              struct err *e)
+              struct sesm *sessions, struct err *e)
 {
     struct upl_config ucfg;
     struct api *a;
@@ -109,6 +109,7 @@ int api_start(struct api **out, const struct cfg *cfg, const struct api_cfg_guar
     if (!(a = calloc(1, sizeof(*a))))
         return err_set(e, ERR_NOMEM, "out of memory starting the API");
     a->cfg = cfg;
+    a->sessions = sessions;
     if (guard)
         a->guard = *guard;
     ensure_transfer_folder("upload_dir", cfg->upload_dir);

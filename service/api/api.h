@@ -17,6 +17,7 @@
 
 struct cfg;
 struct api;
+struct sesm;
 
 /*
  * Fields of the config that another thread rewrites while the API runs (the token lifecycle
@@ -30,11 +31,13 @@ struct api_cfg_guard {
 
 /*
  * Starts the work queue and the HTTPS server for cfg (which must outlive the API). guard may
- * be NULL when nothing else writes cfg while the API runs. Errors name the cause (port in use,
- * certificate problems).
+ * be NULL when nothing else writes cfg while the API runs. sessions (may be NULL: no helpers,
+ * the upload_dir/download_dir fallback only) is the session manager whose helpers do the
+ * users' file I/O and screenshots; it must outlive the API. Errors name the cause (port in
+ * use, certificate problems).
  */
 int api_start(struct api **out, const struct cfg *cfg, const struct api_cfg_guard *guard,
-              struct err *e);
+              struct sesm *sessions, struct err *e);
 /* The bound port (useful when cfg->port is 0). */
 int api_port(const struct api *a);
 /*

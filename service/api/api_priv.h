@@ -9,12 +9,14 @@
 
 #include "api.h"
 #include "auth.h"
+#include "plat.h"
 
 struct mg_connection;
 struct plat_mutex;
 struct http_server;
 struct wq;
 struct upl_registry;
+struct sesm;
 
 struct api {
     const struct cfg *cfg;
@@ -22,9 +24,12 @@ struct api {
     struct http_auth *auth;
     struct wq *queue; /* session_start / session_end jobs */
     struct http_server *server;
+    struct sesm *sessions; /* the session helpers (may be NULL: fallback folders only) */
     struct upl_registry *uploads; /* POST /upload; caps uploads at max_concurrent_uploads */
-    struct plat_mutex *lock;      /* guards uploads_expired_at */
+    struct plat_mutex *lock;      /* guards uploads_expired_at and the usage cache */
     int64_t uploads_expired_at;   /* when stale uploads were last removed */
+    struct plat_usage usage;      /* the last health check's figures ... */
+    uint64_t usage_at_ms;         /* ... taken at this monotonic time (0: never) */
 };
 
 /* Bracket reads of cfg fields another thread may rewrite (multi_user, user_sso). */

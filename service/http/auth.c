@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "fsutil.h"
 #include "jwt.h"
@@ -19,10 +21,24 @@
 #include "reply.h"
 
 #define AUTH_RECENT_SECONDS 3 /* a file changed this recently is compared byte by byte */
+#define AUTH_CACHE_SLOTS    64 /* tokens remembered as verified, per key */
+
+/*
+ * A token verified with this key: the SHA-256 of the whole token text, the time until
+ * which it stays valid (exp + leeway; nbf cannot matter any more once it was valid) and
+ * what it says. The Kasm UI sends the same token with every request; checking its RS256
+ * signature once instead of per request is most of the cost of a small request.
+ */
+struct auth_cached {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    int64_t valid_until; /* 0: empty slot */
+    struct api_claims who;
+};
 
 struct auth_key {
     struct jwt_key *key;
-    int refs; /* guarded by http_auth.lock */
+    int refs;                                   /* guarded by http_auth.lock */
+    struct auth_cached cache[AUTH_CACHE_SLOTS]; /* guarded by http_auth.lock; dies with the key */
 };
 
 struct http_auth {
@@ -167,6 +183,40 @@ static void copy_claim(const struct jwt_claims *c, const char *name, char *out, 
 }
 
 /* Case-insensitive "Bearer " prefix. */
+static void claims_to_who(const struct jwt_claims *claims, struct api_claims *who)
+{
+    copy_claim(claims, "system_username", who->system_username, sizeof(who->system_username));
+    copy_claim(claims, "username", who->username, sizeof(who->username));
+    copy_claim(claims, "user_id", who->user_id, sizeof(who->user_id));
+    snprintf(who->local_user, sizeof(who->local_user), "%s", who->system_username);
+    who->local_user[strcspn(who->local_user, "@")] = '\0';
+}
+
+/* With a->lock held. The slot is chosen by the digest; a token still valid at now hits. */
+static int cache_lookup(struct auth_key *k, const unsigned char *digest, int64_t now,
+                        struct api_claims *who)
+{
+    struct auth_cached *c = &k->cache[digest[0] % AUTH_CACHE_SLOTS];
+    if (!c->valid_until || CRYPTO_memcmp(c->digest, digest, SHA256_DIGEST_LENGTH) != 0)
+        return 0;
+    if (now >= c->valid_until) {
+        c->valid_until = 0; /* expired: verify again, which says why it fails */
+        return 0;
+    }
+    *who = c->who;
+    return 1;
+}
+
+/* With a->lock held. */
+static void cache_store(struct auth_key *k, const unsigned char *digest, int64_t valid_until,
+                        const struct api_claims *who)
+{
+    struct auth_cached *c = &k->cache[digest[0] % AUTH_CACHE_SLOTS];
+    memcpy(c->digest, digest, SHA256_DIGEST_LENGTH);
+    c->valid_until = valid_until;
+    c->who = *who;
+}
+
 static const char *bearer(const char *h)
 {
     static const char b[] = "bearer ";
@@ -192,7 +242,8 @@ int http_auth_check(struct http_auth *a, struct mg_connection *conn, struct api_
     struct jwt_claims claims = {0};
     struct auth_key *k;
     struct err e = ERR_INIT;
-    int rc;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    int rc, hit = 0;
 
     memset(who, 0, sizeof(*who));
     if (hdr && *hdr) {
@@ -216,31 +267,38 @@ int http_auth_check(struct http_auth *a, struct mg_connection *conn, struct api_
         tok = qtok;
     }
 
+    SHA256((const unsigned char *)tok, strlen(tok), digest);
     plat_mutex_lock(a->lock);
     refresh_locked(a);
-    if ((k = a->cur) != NULL)
+    if ((k = a->cur) != NULL) {
         k->refs++;
+        hit = cache_lookup(k, digest, plat_wall_time(), who);
+    }
     plat_mutex_unlock(a->lock);
     if (!k) {
         rc = err_set(&e, ERR_NOT_FOUND, "no usable JWT verification key (%s)", a->path);
+    } else if (hit) {
+        rc = 0;
     } else {
         opts.leeway = a->leeway;
         rc = jwt_verify(k->key, tok, strlen(tok), &opts, &claims, &e);
-        keyref_put(a, k);
+        if (rc == 0) {
+            claims_to_who(&claims, who);
+            plat_mutex_lock(a->lock);
+            cache_store(k, digest, claims.exp + a->leeway, who);
+            plat_mutex_unlock(a->lock);
+            jwt_claims_free(&claims);
+        }
     }
+    keyref_put(a, k);
     if (qtok) {
         memset(qtok, 0, strlen(qtok));
         free(qtok);
     }
     if (rc < 0) {
+        memset(who, 0, sizeof(*who));
         log_debug("token rejected: %s", e.msg);
         return http_reply_error(conn, 401, "Invalid token");
     }
-    copy_claim(&claims, "system_username", who->system_username, sizeof(who->system_username));
-    copy_claim(&claims, "username", who->username, sizeof(who->username));
-    copy_claim(&claims, "user_id", who->user_id, sizeof(who->user_id));
-    snprintf(who->local_user, sizeof(who->local_user), "%s", who->system_username);
-    who->local_user[strcspn(who->local_user, "@")] = '\0';
-    jwt_claims_free(&claims);
     return 0;
 }

@@ -110,6 +110,9 @@ static int try_start(struct http_server *s, const struct cfg *c, const char *por
     opts[n++] = "no";
     opts[n++] = "decode_url";
     opts[n++] = "no"; /* the download route decodes per path component (listing.h) */
+    opts[n++] = "tcp_nodelay";
+    opts[n++] = "1"; /* a reply's head and body go out in separate writes: without this,
+                        Nagle + delayed ACK add ~40 ms to every keep-alive request */
     opts[n] = NULL;
 
     memset(&cb, 0, sizeof(cb));

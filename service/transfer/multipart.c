@@ -7,7 +7,8 @@
  * CR (RFC 2046 bchars), a partial match is always a prefix of the delimiter that holds its
  * only CR at position 0; on a mismatch the held-back bytes are emitted as data (copied from
  * the delimiter itself, so nothing is buffered across pieces) and the byte is looked at again.
- * Data runs between CRs are emitted straight from the caller's piece (memchr fast path).
+ * Data goes out straight from the caller's piece, one emit per piece up to a possible
+ * delimiter (a CR that is plainly not the delimiter stays in the run: data_run).
  * The body is treated as if a CRLF preceded it, so a first boundary at byte 0 matches.
  */
 #include "multipart.h"
@@ -373,20 +374,42 @@ static int delimiter_seen(struct mp_parser *p)
     return 0;
 }
 
+/*
+ * The length of the data run at buf[from..len): up to the first '\r' where the delimiter
+ * starts (or may start, when the piece ends inside it), else to the end. A '\r' that is
+ * plainly not the delimiter stays inside the run, so a piece goes out in one emit (one file
+ * write) rather than one per '\r' (binary data has one every 256 bytes on average).
+ */
+static size_t data_run(const struct mp_parser *p, const char *buf, size_t len, size_t from)
+{
+    size_t j = from;
+    while (j < len) {
+        const char *r = memchr(buf + j, '\r', len - j);
+        size_t k, cmp;
+        if (!r)
+            return len - from;
+        k = (size_t)(r - buf);
+        cmp = len - k < p->dlen ? len - k : p->dlen;
+        if (memcmp(buf + k, p->delim, cmp) == 0)
+            return k - from;
+        j = k + 1;
+    }
+    return len - from;
+}
+
 /* Data or preamble: consume from buf[*i] up to the next full delimiter or the end. */
 static int scan_body(struct mp_parser *p, const char *buf, size_t len, size_t *i)
 {
     int rc;
     while (*i < len) {
         if (p->match == 0) {
-            const char *r = memchr(buf + *i, '\r', len - *i);
-            size_t run = r ? (size_t)(r - (buf + *i)) : len - *i;
+            size_t run = data_run(p, buf, len, *i);
             if ((rc = emit(p, buf + *i, run)) < 0)
                 return rc;
             *i += run;
-            if (!r)
+            if (*i == len)
                 return 0;
-            p->match = 1;
+            p->match = 1; /* buf[*i] is the '\r' that may start the delimiter */
             (*i)++;
             continue;
         }

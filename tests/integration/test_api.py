@@ -505,6 +505,23 @@ class ApiGeneratedCertTest(unittest.TestCase):
         status, _, body = self.agent.request("GET", "/__healthcheck", self.token)
         self.assertEqual((status, error_of(body)), (401, "Invalid token"))
 
+    def test_verified_token_still_expires(self):
+        # the agent remembers verified tokens (auth.c); a remembered one must still expire
+        agent = Agent(self.tmp, "leeway0", pem_public(self.jwt_key), extra="jwt_leeway: 0\n")
+        try:
+            exp = int(time.time()) + 3
+            token = user_token(self.jwt_key, exp_in=exp - int(time.time()))
+            for _ in range(3):
+                status, _, _ = agent.request("GET", "/__healthcheck", token)
+                self.assertEqual(status, 200)
+            while time.time() < exp + 0.2:
+                time.sleep(0.1)
+            status, _, body = agent.request("GET", "/__healthcheck", token)
+            self.assertEqual((status, error_of(body)), (401, "Invalid token"))
+            self.assertIn("expired", agent.log())
+        finally:
+            agent.stop()
+
     def test_sigterm_during_requests(self):
         stop = threading.Event()
         results = []

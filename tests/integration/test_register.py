@@ -8,6 +8,7 @@ any output.
 
 Usage: test_register.py --bin-dir DIR [unittest options]
 """
+import json
 import os
 import stat
 import sys
@@ -87,6 +88,39 @@ class RegisterTest(unittest.TestCase):
                                      "--await-domain", "True")  # POSIX: registers at once
         self.assertEqual(rc, 0, err)
         self.check_registered(self.sim.server_id)
+
+    def write_pending(self, text):
+        # what `agent --await-domain True` leaves beside config.yaml on a Windows host that
+        # has not joined its domain yet (POSIX counts as joined, so the CLI never queues)
+        path = os.path.join(self.a.dir, "pending_registration.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def test_queued_registration_runs_at_service_start(self):
+        sid = "fedcba9876543210fedcba9876543210"
+        path = self.write_pending(json.dumps({
+            "host": "127.0.0.1", "port": self.sim.api_port,
+            "registration_token": self.sim.component_uuid_token, "server_id": sid}))
+        self.a.start()
+        self.a.wait_log("the queued registration is done")
+        self.assertFalse(os.path.exists(path))
+        self.check_registered(sid)
+        # then the service goes on as a registered agent: check-in with the new token
+        F.wait_until(lambda: [c for c in self.sim.calls("register_component")
+                              if c.verdict == "valid"], what="check-in after the registration")
+        self.a.stop()
+        F.assert_no_tokens(self, self.a.console() + self.a.read_log(),
+                           [self.sim.component_uuid_token])
+
+    def test_bad_queued_registration_is_kept(self):
+        path = self.write_pending('{"host": "127.0.0.1", "port": "not a number"}')
+        self.a.start()
+        self.a.wait_log("the queued registration failed")
+        self.assertIn("is not a queued registration", self.a.read_log())
+        self.assertTrue(os.path.exists(path))
+        self.assertIsNone(self.a.proc.poll(), "the service keeps running")
+        self.assertEqual(self.sim.calls("register_component"), [])
 
     def test_uuid_token_with_server_id(self):
         sid = "0123456789abcdef0123456789abcdef"

@@ -158,15 +158,27 @@ class TransferTest(unittest.TestCase):
                          hashlib.sha256(data).hexdigest())
 
     def test_large_upload_streams(self):
-        size = 100 * 1000 * 1000
-        data = os.urandom(size)
+        # 1 GiB in the Kasm UI's 10 MB chunks over one keep-alive connection; the chunks are
+        # made on the fly (a random block stamped with the chunk index) and hashed as sent
+        size = 1 << 30
+        count = -(-size // CHUNK)
+        block = bytearray(os.urandom(CHUNK))
+        sent = hashlib.sha256()
         # warm up the server's threads and TLS before the baseline
         self.upload("warm.bin", os.urandom(2 * CHUNK), CHUNK)
         before = vm_hwm_kib(self.agent.proc.pid)
+        dzuuid = str(uuid.uuid4())
         c = self.agent.conn()
-        c.timeout = 60
+        c.timeout = 120
         try:
-            self.upload("big.bin", data, CHUNK, conn=c)
+            for i in range(count):
+                off = i * CHUNK
+                block[0:8] = i.to_bytes(8, "little")
+                piece = bytes(block[:min(CHUNK, size - off)])
+                sent.update(piece)
+                status, body = self.send_chunk(
+                    c, "big.bin", dz_fields(dzuuid, i, size, CHUNK, off, count), piece)
+                self.assertEqual((status, body), (200, b"uploaded Chunk"), f"chunk {i}")
         finally:
             c.close()
         growth = vm_hwm_kib(self.agent.proc.pid) - before
@@ -174,8 +186,7 @@ class TransferTest(unittest.TestCase):
         self.assert_no_temp(self.up)
         self.assertEqual(os.path.getsize(os.path.join(self.up, "big.bin")), size)
         os.replace(os.path.join(self.up, "big.bin"), os.path.join(self.down, "big.bin"))
-        self.assertEqual(self.download_sha256("/Downloads/Downloads/big.bin"),
-                         hashlib.sha256(data).hexdigest())
+        self.assertEqual(self.download_sha256("/Downloads/Downloads/big.bin"), sent.hexdigest())
         os.unlink(os.path.join(self.down, "big.bin"))
 
     def test_retry_wrong_offset_and_duplicate(self):
@@ -342,7 +353,8 @@ WINE_SUBSET = ["test_small_roundtrip"]
 
 def main():
     args = sys.argv[1:]
-    usage = "usage: test_transfer.py --bin-dir DIR | --wine-run WINE_RUN_SH --exe AGENT_EXE"
+    usage = ("usage: test_transfer.py --bin-dir DIR | --wine-run WINE_RUN_SH --exe AGENT_EXE "
+             "[test_name ...]")
     opts = {}
     for name in ("--bin-dir", "--wine-run", "--exe"):
         if name in args:
@@ -351,12 +363,14 @@ def main():
                 sys.exit(usage)
             opts[name] = args[i + 1]
             del args[i:i + 2]
-    if args or not (("--bin-dir" in opts) ^ ("--wine-run" in opts and "--exe" in opts)):
+    if not (("--bin-dir" in opts) ^ ("--wine-run" in opts and "--exe" in opts)):
         sys.exit(usage)
     test_api.BIN_DIR = opts.get("--bin-dir")
     test_api.WINE_RUN = opts.get("--wine-run")
     test_api.WINE_EXE = opts.get("--exe")
-    if test_api.WINE_RUN:
+    if args:  # test method names: run just those
+        suite = unittest.TestSuite(TransferTest(n) for n in args)
+    elif test_api.WINE_RUN:
         suite = unittest.TestSuite(TransferTest(n) for n in WINE_SUBSET)
     else:
         suite = unittest.TestLoader().loadTestsFromTestCase(TransferTest)

@@ -1,5 +1,6 @@
 # Deps.cmake - imported targets for third-party libraries, the same names on every target:
 #   dep::ssl dep::crypto dep::cjson dep::yaml dep::cmocka
+#   (native only: dep::x11 dep::png, the screenshot module of the session helper)
 # Native (Linux): Debian -dev packages through pkg-config.
 # mingw: the static libraries cross-built by scripts/build-mingw-deps.sh into KASM_MINGW_DEPS.
 
@@ -76,6 +77,11 @@ else()
   kasm_import_lib(dep::yaml LINK PkgConfig::PC_YAML)
   kasm_import_lib(dep::cmocka LINK PkgConfig::PC_CMOCKA)
   kasm_import_lib(dep::threads LINK Threads::Threads)
+  # Screenshots (session_helper/posix/shot.c): X11 capture, libpng encoding.
+  pkg_check_modules(PC_X11 REQUIRED IMPORTED_TARGET x11)
+  pkg_check_modules(PC_PNG REQUIRED IMPORTED_TARGET libpng)
+  kasm_import_lib(dep::x11 LINK PkgConfig::PC_X11)
+  kasm_import_lib(dep::png LINK PkgConfig::PC_PNG)
   # cjose: tests only, an independent JOSE implementation that cross-checks the JWT verifier.
   # Debian's cjose.pc requires jansson.pc, which libcjose-dev does not pull in, so fall back
   # to the library and header themselves.

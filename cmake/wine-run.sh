@@ -64,6 +64,15 @@ ensure_prefix() {
         tail -n 20 "$log" >&2
         die "wineboot -i failed for $prefix (log: $log)"
     fi
+    # Wine links the user's shell folders (Desktop, Downloads, ...) to the unix home; make
+    # them folders of the prefix, so that a test never writes into the real ~/Downloads.
+    local link
+    for link in "$prefix"/drive_c/users/*/*; do
+        if [[ -L "$link" ]]; then
+            rm -f "$link"
+            mkdir -p "$link"
+        fi
+    done
     touch "$prefix/.kasm-ready"
 }
 

@@ -95,6 +95,8 @@ static const struct key_desc keys[] = {
     K_INT(request_timeout_ms, 1000, 3600000),
     K_INT(max_concurrent_uploads, 1, 256),
     K_INT(num_threads, 2, 256),
+    K_STR(session_helper),
+    K_STR(sessions_file),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

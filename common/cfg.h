@@ -58,6 +58,9 @@ struct cfg {
     int request_timeout_ms;       /* a request must arrive within this, 30000 */
     int max_concurrent_uploads;   /* /upload requests served at once, 8 */
     int num_threads;              /* HTTP worker threads (connections served at once), 16 */
+    /* session helpers (service/session/) */
+    char session_helper[CFG_PATH_MAX]; /* session_helper(.exe) path; "" = beside the agent */
+    char sessions_file[CFG_PATH_MAX];  /* POSIX declared sessions; "" = logind */
 
     /* --- bookkeeping --- */
     char path[CFG_PATH_MAX]; /* file it was loaded from / will be saved to */

@@ -17,7 +17,7 @@ PACKAGES=(
     dpkg-dev clang llvm libclang-rt-14-dev clang-format
     gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
     # native dependencies
-    libssl-dev libcjson-dev libyaml-dev libcmocka-dev libcjose-dev
+    libssl-dev libcjson-dev libyaml-dev libcmocka-dev libcjose-dev libx11-dev libpng-dev
     # Windows tests: Wine (64-bit), a virtual X server for screenshots, the MSI tools
     wine wine64 fonts-wine xvfb xauth xfonts-base wixl msitools
     # test oracles, deployment simulator, HTTPS clients

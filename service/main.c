@@ -22,6 +22,7 @@
 #include "log.h"
 #include "plat.h"
 #include "register.h"
+#include "sesm.h"
 #include "svc_host.h"
 
 #define AGENT_SERVICE_NAME "Kasm" /* the Windows service and Event Log source */
@@ -297,7 +298,7 @@ static void cfg_guard_unlock(void *ctx)
     dlc_cfg_unlock(ctx);
 }
 
-static void handle_event(const struct svc_event *ev)
+static void handle_event(const struct svc_event *ev, struct sesm *sessions)
 {
     switch (ev->type) {
     case SVC_EVENT_RELOAD:
@@ -306,9 +307,11 @@ static void handle_event(const struct svc_event *ev)
         break;
     case SVC_EVENT_SESSION_CHANGE:
         log_debug("session %u changed (reason %u)", (unsigned)ev->session_id, (unsigned)ev->reason);
+        sesm_notify(sessions, ev->reason, ev->session_id);
         break;
     case SVC_EVENT_OVERFLOW:
-        log_debug("some session events were dropped");
+        log_debug("some session events were dropped; listing the sessions again");
+        sesm_notify(sessions, 0, 0);
         break;
     }
 }
@@ -321,6 +324,7 @@ static int agent_run(struct svc_host *h, void *arg)
     struct log_options lo = {0};
     struct dlc *lifecycle = NULL; /* owns cfg's token fields and config.yaml while it runs */
     struct api *api = NULL;       /* the HTTPS API (service/api/api.h) */
+    struct sesm *sessions = NULL; /* the session helpers (service/session/sesm.h); may be NULL */
     int rc, debug;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -357,9 +361,28 @@ static int agent_run(struct svc_host *h, void *arg)
         return fail_start(h, c, rc, e.msg);
     }
 
+    /* The session helpers (service/session/): without them the agent still serves what
+     * does not need a user's session, so a failure here is logged, not fatal. */
+    {
+        struct sesm_config sc;
+        memset(&sc, 0, sizeof(sc));
+        snprintf(sc.helper_path, sizeof(sc.helper_path), "%s", cfg.session_helper);
+        snprintf(sc.sessions_file, sizeof(sc.sessions_file), "%s", cfg.sessions_file);
+        sc.debug = debug;
+        sc.upload_max_in_flight = (uint32_t)cfg.max_concurrent_uploads;
+        err_clear(&e);
+        if (sesm_start(&sc, &sessions, &e) < 0) {
+            log_error("%s; the agent goes on without session helpers (no screenshots; files "
+                      "go to upload_dir/download_dir)",
+                      e.msg);
+            sessions = NULL;
+        }
+    }
+
     /* The HTTPS API on cfg.port (service/api/): fatal when it cannot start. */
     struct api_cfg_guard guard = {cfg_guard_lock, cfg_guard_unlock, lifecycle};
-    if ((rc = api_start(&api, &cfg, &guard, NULL, &e)) < 0) {
+    if ((rc = api_start(&api, &cfg, &guard, sessions, &e)) < 0) {
+        sesm_stop(sessions);
         dlc_stop(lifecycle);
         log_shutdown();
         cfg_free(&cfg);
@@ -370,12 +393,13 @@ static int agent_run(struct svc_host *h, void *arg)
     while (!svc_stop_wait(h, UINT32_MAX)) {
         struct svc_event ev;
         while (svc_event_next(h, &ev))
-            handle_event(&ev);
+            handle_event(&ev, sessions);
     }
 
     log_info("stopping (requested by %s)", svc_stop_source(h));
     /* The API before the rest: no new requests, the queued session work finishes. */
     api_stop(api);
+    sesm_stop(sessions); /* after the API: no route holds a lease any more */
     dlc_stop(lifecycle); /* first: it writes config.yaml */
     cfg_free(&cfg);
     log_info("stopped");

@@ -18,6 +18,7 @@
 struct cfg;
 struct api;
 struct sesm;
+struct sesm_lease;
 
 /*
  * Fields of the config that another thread rewrites while the API runs (the token lifecycle
@@ -47,16 +48,33 @@ int api_port(const struct api *a);
 void api_stop(struct api *a);
 
 enum api_folder {
+    API_FOLDER_NONE = 0,     /* screenshots: a helper or nothing */
     API_FOLDER_UPLOAD = 1,   /* where POST /upload writes */
     API_FOLDER_DOWNLOAD = 2, /* what GET /Downloads/Downloads/ lists and serves */
 };
 
+/* Where a request goes: a session helper (lease != NULL) or the fallback folder. */
+struct api_target {
+    struct sesm_lease *lease; /* the helper of the user's session; release it when done */
+    char folder[4096];        /* lease == NULL: the config's upload_dir or download_dir */
+};
+
 /*
- * The folder a transfer for `who` uses. This version answers the config's upload_dir /
- * download_dir for every user; the session-helper issue swaps the implementation for the
- * user's own Downloads folder (reached through the helper running as that user).
+ * The routing decision for a transfer or screenshot of `who` (docs/architecture.md, "Routing
+ * to session helpers"):
+ *  1. the helper of a session whose user is who->system_username (text after '@' dropped;
+ *     case-insensitive on Windows);
+ *  2. with multi_user false and no such session: the active console session's helper;
+ *  3. no helper running at all (or no session manager): the fallback folder (upload_dir /
+ *     download_dir; ERR_NOT_FOUND when which is API_FOLDER_NONE or the folder is not set);
+ *  4. helpers running but none for this user (multi_user true, or no console helper):
+ *     ERR_NOT_FOUND naming the user - the routes answer 503; nothing is written into a
+ *     shared folder on behalf of a user who has no session.
+ * Returns 0 with out filled; *status (when not NULL) is the HTTP status of a failure.
  */
-int api_user_folder(const struct cfg *c, const struct api_claims *who, enum api_folder which,
-                    char *out, size_t cap, struct err *e);
+int api_user_target(struct api *a, const struct api_claims *who, enum api_folder which,
+                    struct api_target *out, int *status, struct err *e);
+/* Releases the target's lease (if any); idempotent. */
+void api_target_release(struct api_target *t);
 
 #endif

@@ -24,7 +24,7 @@ struct api {
     struct http_auth *auth;
     struct wq *queue; /* session_start / session_end jobs */
     struct http_server *server;
-    struct sesm *sessions; /* the session helpers (may be NULL: fallback folders only) */
+    struct sesm *sessions;        /* the session helpers (may be NULL: fallback folders only) */
     struct upl_registry *uploads; /* POST /upload; caps uploads at max_concurrent_uploads */
     struct plat_mutex *lock;      /* guards uploads_expired_at and the usage cache */
     int64_t uploads_expired_at;   /* when stale uploads were last removed */

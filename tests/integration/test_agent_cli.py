@@ -5,16 +5,23 @@ agent: --version / --help; a run with a good config that logs its start, stops c
 SIGTERM and SIGINT, records SIGHUP, never logs the agent token; a bad config (file:line:col,
 exit 1); Kasm's registration command line against a host that does not resolve (exit 1,
 the failed check named, token not echoed).
-session_helper and agentctl: --help, --version, and their honest refusals.
+session_helper: --help, --version, command-line refusals, and a run over a real inherited
+socketpair with this script as the service (HELLO, PING, a listing, LOG frames, exit 0 when
+the channel closes, exit 3 for a service of another version). agentctl: --help, --version,
+and its honest refusals.
 
 Usage: test_agent_cli.py --bin-dir DIR --version-file VERSION
 Exit status 0 when every check passes; each check prints "ok" or "FAIL" with the reason.
 """
 import argparse
+import getpass
+import json
 import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -224,8 +231,108 @@ class Checks:
         check(rc == 0 and out == f"session_helper {self.version}\n", f"--version: {out!r}")
         rc, _, err = run([self.bin("session_helper")])
         check(rc == 2 and "channel" in err, f"no channel: exit {rc}, stderr {err!r}")
-        rc, _, err = run([self.bin("session_helper"), "--channel", "123"])
-        check(rc == 3 and "not available" in err, f"--channel: exit {rc}, stderr {err!r}")
+        rc, _, err = run([self.bin("session_helper"), "--channel", "abc"])
+        check(rc == 2 and "--channel" in err, f"--channel abc: exit {rc}, stderr {err!r}")
+        # a handle that is not open: a runtime failure, said so
+        rc, _, err = run([self.bin("session_helper"), "--channel", "987", "--session-id", "1"])
+        check(rc == 1 and "channel" in err, f"--channel 987: exit {rc}, stderr {err!r}")
+
+    # The helper over a real inherited socketpair, with this script acting as the service
+    # (the frame format of proto/proto.h).
+    def _helper(self, dl_dir, session_id=5):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        proc = subprocess.Popen(
+            [self.bin("session_helper"), "--channel", str(theirs.fileno()), "--session-id",
+             str(session_id), "--downloads", dl_dir],
+            pass_fds=[theirs.fileno()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        theirs.close()
+        ours.settimeout(TIMEOUT)
+        return ours, proc
+
+    @staticmethod
+    def _send(sock, ftype, rid, payload=b""):
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload).encode()
+        sock.sendall(struct.pack("<IIII", (0x4B41 << 16) | 1, ftype, len(payload), rid) + payload)
+
+    @staticmethod
+    def _recv(sock):
+        def exact(n):
+            buf = b""
+            while len(buf) < n:
+                piece = sock.recv(n - len(buf))
+                if not piece:
+                    raise Fail("the helper closed the channel")
+                buf += piece
+            return buf
+        mv, ftype, length, rid = struct.unpack("<IIII", exact(16))
+        check(mv == (0x4B41 << 16) | 1, f"frame magic/version {mv:#x}")
+        return ftype, rid, exact(length)
+
+    def _hello(self, version):
+        return {"product": "kasm-open-agent", "version": version, "proto": 1, "role": "service",
+                "pid": os.getpid(), "window": 1 << 20, "session_id": 0, "user": ""}
+
+    def test_session_helper_channel(self):
+        HELLO, ERROR, LOG, DATA, END, PING, PONG = 1, 2, 3, 5, 6, 8, 9
+        DL_OPEN, DL_INFO, DL_LIST = 16, 17, 19
+        dl = os.path.join(self.tmp, "helper-dl")
+        sock, proc = self._helper(dl)
+        try:
+            ftype, rid, body = self._recv(sock)
+            check(ftype == HELLO and rid == 0, f"first frame type {ftype} id {rid}")
+            hello = json.loads(body)
+            check(hello["role"] == "helper" and hello["pid"] == proc.pid
+                  and hello["session_id"] == 5 and hello["user"] == getpass.getuser()
+                  and hello["version"] == self.version, f"helper HELLO {hello}")
+            self._send(sock, HELLO, 0, self._hello(self.version))
+            with open(os.path.join(dl, "x.txt"), "w", encoding="utf-8") as f:
+                f.write("hi")  # --downloads DIR was created by the helper
+            self._send(sock, PING, 1)
+            self._send(sock, DL_OPEN, 3, {"path": ""})
+            got, logs, html = {}, [], b""
+            while not (1 in got and END in got):
+                ftype, rid, body = self._recv(sock)
+                if ftype == LOG:
+                    logs.append(json.loads(body)["message"])
+                elif rid == 1:
+                    got[1] = ftype
+                elif ftype == DL_INFO:
+                    check(json.loads(body)["kind"] == "dir", f"DL_INFO {body!r}")
+                    self._send(sock, DL_LIST, 3, {"heading": "Index", "show_hidden": False})
+                elif ftype == DATA:
+                    html += body
+                elif ftype == END:
+                    got[END] = 1
+                else:
+                    raise Fail(f"unexpected frame {ftype} on {rid}: {body!r}")
+            check(got[1] == PONG, f"PING answered with type {got[1]}")
+            check(b"x.txt" in html, f"listing {html!r}")
+            check(any("serving session 5" in m for m in logs), f"LOG frames {logs}")
+            sock.close()  # the service goes away: the helper ends cleanly
+            rc = proc.wait(TIMEOUT)
+            check(rc == 0, f"exit {rc} after the channel closed, stderr {proc.stderr.read()!r}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            sock.close()
+
+    def test_session_helper_version_mismatch(self):
+        sock, proc = self._helper(os.path.join(self.tmp, "helper-dl2"))
+        try:
+            ftype, _, _ = self._recv(sock)
+            check(ftype == 1, f"first frame type {ftype}")
+            self._send(sock, 1, 0, self._hello("0.0.0-other"))
+            rc = proc.wait(TIMEOUT)
+            err = proc.stderr.read()
+            check(rc == 3 and "0.0.0-other" in err, f"mismatch: exit {rc}, stderr {err!r}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            sock.close()
 
     def test_agentctl(self):
         rc, out, _ = run([self.bin("agentctl"), "--help"])

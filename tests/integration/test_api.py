@@ -121,6 +121,13 @@ class Agent:
             write_atomic(self.key_path, server_key)
             write_atomic(self.cert_path, server_cert)
         self.cfg = os.path.join(self.dir, "config.yaml")
+        if not WINE_RUN and "sessions_file:" not in extra:
+            # no session helpers unless a test declares sessions: the requests are served
+            # from upload_dir/download_dir even on a machine where someone is logged in
+            none = os.path.join(self.dir, "no-sessions")
+            with open(none, "w") as f:
+                f.write("# no sessions\n")
+            extra += f"sessions_file: {none}\n"
         with open(self.cfg, "w") as f:
             f.write(f"ssl: {'true' if ssl_on else 'false'}\nport: 0\n"
                     f"listen_address: 127.0.0.1\n"
@@ -518,6 +525,9 @@ class ApiGeneratedCertTest(unittest.TestCase):
                 time.sleep(0.1)
             status, _, body = agent.request("GET", "/__healthcheck", token)
             self.assertEqual((status, error_of(body)), (401, "Invalid token"))
+            end = time.monotonic() + 10  # the log is read by another thread
+            while "expired" not in agent.log() and time.monotonic() < end:
+                time.sleep(0.05)
             self.assertIn("expired", agent.log())
         finally:
             agent.stop()

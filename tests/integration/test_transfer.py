@@ -10,9 +10,11 @@ Usage: test_transfer.py --bin-dir DIR | --wine-run WINE_RUN_SH --exe AGENT_EXE [
 """
 import hashlib
 import os
+import re
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +27,7 @@ from test_api import (Agent, error_of, pem_private, pem_public, rsa_key,  # noqa
                       self_signed, user_token)
 
 CHUNK = 10_000_000
+READY_RE = re.compile(r"session (\d+) \(([^)]+)\): helper pid (\d+) is ready")
 BOUNDARY = "----kasmTestBoundary7MA4YWxkTrZu0gW"
 
 
@@ -52,14 +55,54 @@ def vm_hwm_kib(pid):
     raise AssertionError("no VmHWM")
 
 
+def wine_prefix():
+    """The Wine prefix wine-run.sh uses for agent.exe (see cmake/wine-run.sh)."""
+    if os.environ.get("KASM_WINEPREFIX"):
+        return os.environ["KASM_WINEPREFIX"]
+    d = os.path.dirname(os.path.abspath(test_api.WINE_EXE))
+    while d != "/" and not os.path.exists(os.path.join(d, "CMakeCache.txt")):
+        d = os.path.dirname(d)
+    return os.path.join(d, "wineprefix")
+
+
+# FOLDERID_Downloads in the Wine user's "User Shell Folders" (the helper's Downloads folder)
+WINE_SHELL_FOLDERS = (r"HKCU\Software\Microsoft\Windows\CurrentVersion\Explorer"
+                      r"\User Shell Folders")
+WINE_DOWNLOADS_VALUE = "{374DE290-123F-4565-9164-39C4925E467B}"
+
+
+def wine_reg(*args):
+    subprocess.run([test_api.WINE_RUN, "--prefix", wine_prefix(), "reg"] + list(args),
+                   check=True, capture_output=True, timeout=120)
+
+
 class TransferTest(unittest.TestCase):
+    """The upload_dir/download_dir engines (natively: an empty declared-sessions file, so no
+    session helper takes the requests); under Wine with session_helper.exe beside agent.exe,
+    Wine's session is adopted and the round trip goes through its helper, whose Downloads
+    folder is pointed at a temp folder (never the build user's real ~/Downloads)."""
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="kasm-xfer-")
         cls.jwt_key = rsa_key()
         server_key = rsa_key()
-        cls.agent = Agent(cls.tmp, "main", pem_public(cls.jwt_key),
-                          extra="max_concurrent_uploads: 4\n",
+        cls.helper_dl = None
+        extra = "max_concurrent_uploads: 4\n"
+        if test_api.WINE_RUN:
+            exe_dir = os.path.dirname(os.path.abspath(test_api.WINE_EXE))
+            if os.path.exists(os.path.join(exe_dir, "session_helper.exe")):
+                # made first: Wine links a missing shell folder to the unix ~/Downloads
+                cls.helper_dl = os.path.join(cls.tmp, "wine-downloads")
+                os.makedirs(cls.helper_dl)
+                wine_reg("add", WINE_SHELL_FOLDERS, "/v", WINE_DOWNLOADS_VALUE, "/t",
+                         "REG_EXPAND_SZ", "/d", test_api.agent_path(cls.helper_dl), "/f")
+        else:
+            none = os.path.join(cls.tmp, "no-sessions")
+            with open(none, "w") as f:
+                f.write("# no session: the fallback folders serve every request\n")
+            extra += f"sessions_file: {none}\n"
+        cls.agent = Agent(cls.tmp, "main", pem_public(cls.jwt_key), extra=extra,
                           server_key=pem_private(server_key),
                           server_cert=self_signed(server_key))
         cls.token = user_token(cls.jwt_key)
@@ -68,10 +111,19 @@ class TransferTest(unittest.TestCase):
         # The agent makes both at start (test_api.py checks that); these are no-ops then.
         os.makedirs(cls.up, exist_ok=True)
         os.makedirs(cls.down, exist_ok=True)
+        if cls.helper_dl:  # requests before the helper is up would use the fallback
+            end = time.monotonic() + 120
+            while not READY_RE.search(cls.agent.log()):
+                if time.monotonic() > end:
+                    raise AssertionError("Wine's session helper is not ready:\n" +
+                                         cls.agent.log()[-4000:])
+                time.sleep(0.1)
 
     @classmethod
     def tearDownClass(cls):
         rc = cls.agent.stop()
+        if cls.helper_dl:
+            wine_reg("delete", WINE_SHELL_FOLDERS, "/v", WINE_DOWNLOADS_VALUE, "/f")
         shutil.rmtree(cls.tmp, ignore_errors=True)
         if rc != 0:
             raise AssertionError(f"agent exited with {rc}")
@@ -144,12 +196,18 @@ class TransferTest(unittest.TestCase):
     # --- tests ---
 
     def test_small_roundtrip(self):
+        # through Wine's session helper (when there is one) its Downloads folder is both
+        # the upload target and what is listed; else upload_dir, then download_dir
         data = os.urandom(3000)
         self.upload("small.bin", data, 1500)
-        with open(os.path.join(self.up, "small.bin"), "rb") as f:
+        up = self.helper_dl or self.up
+        with open(os.path.join(up, "small.bin"), "rb") as f:
             self.assertEqual(f.read(), data)
-        self.assert_no_temp(self.up)
-        os.replace(os.path.join(self.up, "small.bin"), os.path.join(self.down, "small.bin"))
+        self.assert_no_temp(up)
+        if self.helper_dl:
+            self.assertFalse(os.path.exists(os.path.join(self.up, "small.bin")))
+        else:
+            os.replace(os.path.join(self.up, "small.bin"), os.path.join(self.down, "small.bin"))
         status, headers, body = self.get("/Downloads/Downloads/")
         self.assertEqual(status, 200)
         self.assertTrue(headers["content-type"].startswith("text/html"))

@@ -35,6 +35,8 @@ OUR_DEFAULTS = {
     "request_timeout_ms": 30000,
     "max_concurrent_uploads": 8,
     "num_threads": 16,
+    "session_helper": "",
+    "sessions_file": "",
 }
 
 KASM_KEYS = [

@@ -1,0 +1,274 @@
+/*
+ * win32/pchan.c - the byte channel of pchan.h on Windows: one end of a private byte-mode
+ * named pipe opened for overlapped I/O. Reads and writes each use their own OVERLAPPED and
+ * event, so a thread blocked in a read never holds up a writer. pchan_shutdown() sets a flag
+ * and cancels pending I/O with CancelIoEx; an operation started after the flag was set sees
+ * it and cancels itself, so no read can block past a shutdown.
+ */
+#include "pchan.h"
+
+#include <windows.h>
+
+#include <sddl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plat.h"
+
+struct pchan {
+    HANDLE h;
+    HANDLE rd_ev; /* the reader's OVERLAPPED event */
+    HANDLE wr_ev; /* the (serialised) writers' OVERLAPPED event */
+    volatile LONG shut;
+};
+
+#define PCHAN_PIPE_BUFFER (64u * 1024u)
+
+static int pchan_is_shut(struct pchan *c)
+{
+    return InterlockedCompareExchange(&c->shut, 0, 0) != 0;
+}
+
+static int pchan_gone(DWORD err)
+{
+    return err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED || err == ERROR_NO_DATA ||
+           err == ERROR_HANDLE_EOF;
+}
+
+int pchan_from_os(intptr_t os_handle, struct pchan **out, struct err *e)
+{
+    HANDLE h = (HANDLE)os_handle;
+    struct pchan *c = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (h == NULL || h == INVALID_HANDLE_VALUE)
+        return err_set(e, ERR_INVALID, "channel: not a pipe handle");
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        rc = err_set(e, ERR_NOMEM, "channel: out of memory");
+        goto out;
+    }
+    c->h = h;
+    c->rd_ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    c->wr_ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!c->rd_ev || !c->wr_ev) {
+        rc = err_set(e, ERR_IO, "channel: cannot create an event (error %lu)", GetLastError());
+        goto out;
+    }
+    *out = c;
+    c = NULL;
+out:
+    if (c) {
+        if (c->rd_ev)
+            CloseHandle(c->rd_ev);
+        if (c->wr_ev)
+            CloseHandle(c->wr_ev);
+        free(c);
+    }
+    if (rc < 0)
+        CloseHandle(h);
+    return rc;
+}
+
+/* Finishes an overlapped operation that returned ok (1) or failed with err. Returns 0 with
+ * *n, or the Win32 error (ERROR_OPERATION_ABORTED when shut down). */
+static DWORD pchan_complete(struct pchan *c, OVERLAPPED *ov, BOOL ok, DWORD *n)
+{
+    DWORD err = ok ? 0 : GetLastError();
+
+    if (!ok && err != ERROR_IO_PENDING)
+        return err;
+    if (!ok && pchan_is_shut(c))
+        CancelIoEx(c->h, ov); /* shut down between our check and the start of the I/O */
+    if (!GetOverlappedResult(c->h, ov, n, TRUE))
+        return GetLastError();
+    return 0;
+}
+
+int pchan_read(struct pchan *c, void *buf, size_t cap, size_t *got, struct err *e)
+{
+    OVERLAPPED ov;
+    DWORD n = 0, err;
+    BOOL ok;
+
+    *got = 0;
+    if (cap == 0 || pchan_is_shut(c))
+        return 0;
+    if (cap > 1u << 30)
+        cap = 1u << 30;
+    memset(&ov, 0, sizeof(ov));
+    ov.hEvent = c->rd_ev;
+    ResetEvent(c->rd_ev);
+    ok = ReadFile(c->h, buf, (DWORD)cap, NULL, &ov);
+    err = pchan_complete(c, &ov, ok, &n);
+    if (err == ERROR_MORE_DATA)
+        err = 0; /* message-mode peer: we read what fitted */
+    if (err == ERROR_OPERATION_ABORTED || pchan_gone(err) || pchan_is_shut(c))
+        return 0;
+    if (err)
+        return err_set(e, ERR_IO, "channel: read failed (error %lu)", err);
+    *got = n;
+    return 0;
+}
+
+int pchan_read_full(struct pchan *c, void *buf, size_t len, struct err *e)
+{
+    size_t done = 0, got;
+    int rc;
+
+    while (done < len) {
+        rc = pchan_read(c, (char *)buf + done, len - done, &got, e);
+        if (rc < 0)
+            return rc;
+        if (got == 0)
+            return err_set(e, ERR_IO, "the peer closed the channel");
+        done += got;
+    }
+    return 0;
+}
+
+int pchan_write_all(struct pchan *c, const void *buf, size_t len, struct err *e)
+{
+    const char *p = buf;
+    OVERLAPPED ov;
+    DWORD n, err, chunk;
+    BOOL ok;
+
+    while (len > 0) {
+        if (pchan_is_shut(c))
+            return err_set(e, ERR_IO, "channel: the channel was shut down");
+        chunk = len > (1u << 30) ? (1u << 30) : (DWORD)len;
+        memset(&ov, 0, sizeof(ov));
+        ov.hEvent = c->wr_ev;
+        ResetEvent(c->wr_ev);
+        n = 0;
+        ok = WriteFile(c->h, p, chunk, NULL, &ov);
+        err = pchan_complete(c, &ov, ok, &n);
+        if (err == ERROR_OPERATION_ABORTED || (err == 0 && pchan_is_shut(c) && n < chunk))
+            return err_set(e, ERR_IO, "channel: the channel was shut down");
+        if (pchan_gone(err))
+            return err_set(e, ERR_IO, "the peer closed the channel");
+        if (err)
+            return err_set(e, ERR_IO, "channel: write failed (error %lu)", err);
+        if (n == 0)
+            return err_set(e, ERR_IO, "channel: write made no progress");
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+void pchan_shutdown(struct pchan *c)
+{
+    if (!c)
+        return;
+    if (InterlockedExchange(&c->shut, 1) == 0)
+        CancelIoEx(c->h, NULL);
+}
+
+void pchan_close(struct pchan *c)
+{
+    if (!c)
+        return;
+    CloseHandle(c->h);
+    CloseHandle(c->rd_ev);
+    CloseHandle(c->wr_ev);
+    free(c);
+}
+
+intptr_t pchan_os_handle(const struct pchan *c)
+{
+    return (intptr_t)c->h;
+}
+
+int pchan_pair(struct pchan **a, struct pchan **b, struct err *e)
+{
+    static const wchar_t hex[] = L"0123456789abcdef";
+    static const wchar_t prefix[] = L"\\\\.\\pipe\\kasm-open-agent-";
+    wchar_t name[sizeof(prefix) / sizeof(prefix[0]) + 32];
+    unsigned char rnd[16];
+    PSECURITY_DESCRIPTOR sd = NULL;
+    SECURITY_ATTRIBUTES sa;
+    HANDLE server = INVALID_HANDLE_VALUE, client = INVALID_HANDLE_VALUE, ev = NULL;
+    OVERLAPPED ov;
+    DWORD n, err;
+    size_t k;
+    int rc;
+
+    *a = *b = NULL;
+    if ((rc = plat_random_bytes(rnd, sizeof(rnd), e)) < 0)
+        goto out;
+    for (k = 0; prefix[k]; k++)
+        name[k] = prefix[k];
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        name[k++] = hex[rnd[i] >> 4];
+        name[k++] = hex[rnd[i] & 15];
+    }
+    name[k] = 0;
+    /* SYSTEM, Administrators and the owner only; the default DACL lets Everyone read. */
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)", SDDL_REVISION_1, &sd, NULL)) {
+        rc = err_set(e, ERR_IO, "channel: cannot build the pipe's security (error %lu)",
+                     GetLastError());
+        goto out;
+    }
+    sa.nLength = sizeof(sa);
+    sa.lpSecurityDescriptor = sd;
+    sa.bInheritHandle = FALSE;
+    server = CreateNamedPipeW(
+        name, PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+        PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
+        PCHAN_PIPE_BUFFER, PCHAN_PIPE_BUFFER, 0, &sa);
+    if (server == INVALID_HANDLE_VALUE) {
+        rc =
+            err_set(e, ERR_IO, "channel: cannot create a private pipe (error %lu)", GetLastError());
+        goto out;
+    }
+    client =
+        CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+    if (client == INVALID_HANDLE_VALUE) {
+        rc =
+            err_set(e, ERR_IO, "channel: cannot open the private pipe (error %lu)", GetLastError());
+        goto out;
+    }
+    ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!ev) {
+        rc = err_set(e, ERR_IO, "channel: cannot create an event (error %lu)", GetLastError());
+        goto out;
+    }
+    memset(&ov, 0, sizeof(ov));
+    ov.hEvent = ev;
+    if (!ConnectNamedPipe(server, &ov)) {
+        err = GetLastError();
+        if (err == ERROR_IO_PENDING && !GetOverlappedResult(server, &ov, &n, TRUE))
+            err = GetLastError();
+        else if (err == ERROR_IO_PENDING)
+            err = 0;
+        if (err != 0 && err != ERROR_PIPE_CONNECTED) {
+            rc = err_set(e, ERR_IO, "channel: cannot connect the private pipe (error %lu)", err);
+            goto out;
+        }
+    }
+    rc = pchan_from_os((intptr_t)server, a, e);
+    server = INVALID_HANDLE_VALUE; /* owned (or closed) by pchan_from_os */
+    if (rc < 0)
+        goto out;
+    rc = pchan_from_os((intptr_t)client, b, e);
+    client = INVALID_HANDLE_VALUE;
+    if (rc < 0) {
+        pchan_close(*a);
+        *a = NULL;
+    }
+out:
+    if (server != INVALID_HANDLE_VALUE)
+        CloseHandle(server);
+    if (client != INVALID_HANDLE_VALUE)
+        CloseHandle(client);
+    if (ev)
+        CloseHandle(ev);
+    if (sd)
+        LocalFree(sd);
+    return rc;
+}

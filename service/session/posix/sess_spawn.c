@@ -1,0 +1,398 @@
+/*
+ * sess_spawn.c (POSIX) - starts a session helper (sess_plat.h): a socketpair (the service's
+ * end close-on-exec; the child's end made inheritable only in the child), fork, and in the
+ * child, when running as root for another user, the user's groups, gid and uid (checked:
+ * getting root back must fail), a clean environment for that user, then exec. Everything
+ * that may allocate (passwd lookup, group list, argv, environment) is prepared before
+ * fork(); the child only makes system calls. An exec or credential failure is reported to
+ * the parent through a close-on-exec pipe, so sess_spawn() fails with the reason. Not as
+ * root, only sessions of the agent's own user get a helper (ERR_PERMISSION otherwise).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pchan.h"
+#include "plat.h"
+#include "sess_plat.h"
+
+#define SESS_MAX_GROUPS 256
+#define SESS_ENV_MAX    64
+
+extern char **environ;
+
+struct sess_proc {
+    pid_t pid;
+    int exited;
+    int code;
+};
+
+/* What the child reports through the error pipe before it dies. */
+enum sess_child_stage {
+    SESS_STAGE_GROUPS = 1,
+    SESS_STAGE_SETGID,
+    SESS_STAGE_SETUID,
+    SESS_STAGE_REGAIN,
+    SESS_STAGE_CHANNEL,
+    SESS_STAGE_EXEC,
+};
+
+static const char *sess_stage_name(int stage)
+{
+    switch (stage) {
+    case SESS_STAGE_GROUPS:
+        return "setting the user's groups";
+    case SESS_STAGE_SETGID:
+        return "setgid to the user's group";
+    case SESS_STAGE_SETUID:
+        return "setuid to the user";
+    case SESS_STAGE_REGAIN:
+        return "checking that root cannot be regained";
+    case SESS_STAGE_CHANNEL:
+        return "passing the channel";
+    default:
+        return "starting the helper program";
+    }
+}
+
+static void sess_child_fail(int errpipe, int stage)
+{
+    int msg[2] = {stage, errno};
+    ssize_t w = write(errpipe, msg, sizeof(msg));
+    (void)w;
+    _exit(127);
+}
+
+struct sess_env {
+    char *v[SESS_ENV_MAX + 1];
+    int n;
+};
+
+static int sess_env_add(struct sess_env *env, const char *key, const char *val)
+{
+    char *s;
+    size_t kl = strlen(key);
+
+    if (env->n >= SESS_ENV_MAX)
+        return ERR_TOO_LARGE;
+    for (int i = 0; i < env->n; i++) /* replace */
+        if (strncmp(env->v[i], key, kl) == 0 && env->v[i][kl] == '=') {
+            s = malloc(kl + strlen(val) + 2);
+            if (!s)
+                return ERR_NOMEM;
+            sprintf(s, "%s=%s", key, val);
+            free(env->v[i]);
+            env->v[i] = s;
+            return 0;
+        }
+    s = malloc(kl + strlen(val) + 2);
+    if (!s)
+        return ERR_NOMEM;
+    sprintf(s, "%s=%s", key, val);
+    env->v[env->n++] = s;
+    env->v[env->n] = NULL;
+    return 0;
+}
+
+static void sess_env_free(struct sess_env *env)
+{
+    for (int i = 0; i < env->n; i++)
+        free(env->v[i]);
+    env->n = 0;
+}
+
+/* Variables passed through from the service's environment to a helper of another user. */
+static int sess_env_passed(const char *kv)
+{
+    static const char *const keep[] = {"LANG=",         "LC_ALL=",        "TZ=",           "KASM_",
+                                       "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", NULL};
+    for (int i = 0; keep[i]; i++)
+        if (strncmp(kv, keep[i], strlen(keep[i])) == 0)
+            return 1;
+    return 0;
+}
+
+int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
+               struct pchan **chan, struct err *e)
+{
+    char path[4096], fdarg[16], idarg[16];
+    char *argv[7];
+    struct sess_env env = {{0}, 0};
+    struct passwd pw, *pwp = NULL;
+    char *pwbuf = NULL;
+    gid_t groups[SESS_MAX_GROUPS];
+    int ngroups = SESS_MAX_GROUPS;
+    int sv[2] = {-1, -1}, ep[2] = {-1, -1};
+    int switch_user = 0, rc = 0, argc = 0;
+    struct sess_proc *p = NULL;
+    pid_t pid = -1, parent = getpid();
+    sigset_t all;
+
+    *proc = NULL;
+    *chan = NULL;
+    if (cfg->helper_path[0]) {
+        snprintf(path, sizeof(path), "%s", cfg->helper_path);
+    } else {
+        if ((rc = plat_exe_dir(path, sizeof(path) - 16, e)) < 0)
+            goto out;
+        strcat(path, "/session_helper");
+    }
+    if (access(path, X_OK) != 0) {
+        rc = err_set(e, errno == ENOENT ? ERR_NOT_FOUND : ERR_PERMISSION,
+                     "the session helper %s cannot be run: %s; set session_helper in the "
+                     "configuration or install it beside the agent",
+                     path, strerror(errno));
+        goto out;
+    }
+
+    /* Whose helper: as root, another user's; otherwise our own (tests). */
+    {
+        long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+        size_t bl = sz > 0 ? (size_t)sz : 16384;
+        int gr;
+        pwbuf = malloc(bl);
+        if (!pwbuf) {
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        gr = getpwnam_r(s->user, &pw, pwbuf, bl, &pwp);
+        if (gr != 0 || !pwp) {
+            rc = err_set(e, ERR_NOT_FOUND, "user %s of session %u does not exist here%s%s", s->user,
+                         (unsigned)s->id, gr ? ": " : "", gr ? strerror(gr) : "");
+            goto out;
+        }
+    }
+    if (geteuid() != 0 && pw.pw_uid != geteuid()) {
+        /* A helper of ours would serve another user's requests with our files. */
+        rc = err_set(e, ERR_PERMISSION,
+                     "cannot start a helper for user %s of session %u: the agent does not run "
+                     "as root (only as root can it start helpers as other users)",
+                     s->user, (unsigned)s->id);
+        goto out;
+    }
+    if (geteuid() == 0 && pw.pw_uid != 0) {
+        switch_user = 1;
+        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0) {
+            rc = err_set(e, ERR_TOO_LARGE, "user %s is in more than %d groups", s->user,
+                         SESS_MAX_GROUPS);
+            goto out;
+        }
+        if (sess_env_add(&env, "PATH", "/usr/local/bin:/usr/bin:/bin") < 0 ||
+            sess_env_add(&env, "HOME", pw.pw_dir) < 0 ||
+            sess_env_add(&env, "USER", pw.pw_name) < 0 ||
+            sess_env_add(&env, "LOGNAME", pw.pw_name) < 0 ||
+            sess_env_add(&env, "SHELL", pw.pw_shell && *pw.pw_shell ? pw.pw_shell : "/bin/sh") < 0)
+            goto env_fail;
+        for (char **ev = environ; ev && *ev; ev++) {
+            if (!sess_env_passed(*ev))
+                continue;
+            char *eq = strchr(*ev, '=');
+            char key[256];
+            if (!eq || (size_t)(eq - *ev) >= sizeof(key))
+                continue;
+            memcpy(key, *ev, (size_t)(eq - *ev));
+            key[eq - *ev] = '\0';
+            if (sess_env_add(&env, key, eq + 1) < 0)
+                goto env_fail;
+        }
+    } else {
+        for (char **ev = environ; ev && *ev; ev++) {
+            char *eq = strchr(*ev, '=');
+            char key[256];
+            if (!eq || (size_t)(eq - *ev) >= sizeof(key))
+                continue;
+            memcpy(key, *ev, (size_t)(eq - *ev));
+            key[eq - *ev] = '\0';
+            if (sess_env_add(&env, key, eq + 1) < 0)
+                goto env_fail;
+        }
+    }
+    if (s->display[0] && sess_env_add(&env, "DISPLAY", s->display) < 0)
+        goto env_fail;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+        rc = err_set(e, ERR_IO, "cannot create the helper's channel: %s", strerror(errno));
+        goto out;
+    }
+    snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
+    snprintf(idarg, sizeof(idarg), "%u", (unsigned)s->id);
+    argv[argc++] = path;
+    argv[argc++] = "--channel";
+    argv[argc++] = fdarg;
+    argv[argc++] = "--session-id";
+    argv[argc++] = idarg;
+    if (cfg->debug)
+        argv[argc++] = "--debug";
+    argv[argc] = NULL;
+
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+
+    pid = fork();
+    if (pid < 0) {
+        rc = err_set(e, ERR_IO, "cannot fork the session helper: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0) {
+        /* The child: async-signal-safe calls only. */
+        struct sigaction dfl;
+        int fl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < 32; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                sigaction(sig, &dfl, NULL);
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        setsid(); /* its own process group: a Ctrl+C at the agent's terminal is the agent's */
+        if (switch_user) {
+            if (setgroups((size_t)ngroups, groups) != 0)
+                sess_child_fail(ep[1], SESS_STAGE_GROUPS);
+            if (setgid(pw.pw_gid) != 0)
+                sess_child_fail(ep[1], SESS_STAGE_SETGID);
+            if (setuid(pw.pw_uid) != 0)
+                sess_child_fail(ep[1], SESS_STAGE_SETUID);
+            if (setuid(0) != -1) {
+                errno = EPERM;
+                sess_child_fail(ep[1], SESS_STAGE_REGAIN);
+            }
+            if (chdir(pw.pw_dir) != 0 && chdir("/") != 0)
+                sess_child_fail(ep[1], SESS_STAGE_EXEC);
+        }
+        /* Die with the agent (the monitor thread that forked lives as long as it does). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        fl = fcntl(sv[1], F_GETFD);
+        if (fl < 0 || fcntl(sv[1], F_SETFD, fl & ~FD_CLOEXEC) < 0)
+            sess_child_fail(ep[1], SESS_STAGE_CHANNEL);
+        execve(path, argv, env.v);
+        sess_child_fail(ep[1], SESS_STAGE_EXEC);
+    }
+
+    /* The parent. */
+    close(ep[1]);
+    ep[1] = -1;
+    close(sv[1]);
+    sv[1] = -1;
+    p->pid = pid;
+    {
+        int msg[2];
+        ssize_t got;
+        do
+            got = read(ep[0], msg, sizeof(msg));
+        while (got < 0 && errno == EINTR);
+        if (got == (ssize_t)sizeof(msg)) {
+            rc = err_set(e, msg[0] == SESS_STAGE_EXEC ? ERR_IO : ERR_PERMISSION,
+                         "session helper %s for %s: %s failed: %s", path, s->user,
+                         sess_stage_name(msg[0]), strerror(msg[1]));
+            goto out;
+        }
+    }
+    if ((rc = pchan_from_os(sv[0], chan, e)) < 0) {
+        sv[0] = -1; /* the channel owns it, also on failure (pmux.h convention) */
+        goto out;
+    }
+    sv[0] = -1;
+    *proc = p;
+    p = NULL;
+    rc = 0;
+out:
+    if (p) {
+        if (p->pid > 0) {
+            kill(p->pid, SIGKILL);
+            while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+        free(p);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (sv[i] >= 0)
+            close(sv[i]);
+        if (ep[i] >= 0)
+            close(ep[i]);
+    }
+    sess_env_free(&env);
+    free(pwbuf);
+    return rc;
+env_fail:
+    rc = err_set(e, ERR_NOMEM, "cannot build the session helper's environment");
+    goto out;
+}
+
+unsigned long sess_proc_pid(const struct sess_proc *p)
+{
+    return p ? (unsigned long)p->pid : 0;
+}
+
+static int sess_try_reap(struct sess_proc *p, int flags)
+{
+    int status = 0;
+    pid_t r;
+
+    if (p->exited)
+        return 1;
+    do
+        r = waitpid(p->pid, &status, flags);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return 0;
+    p->exited = 1;
+    if (r < 0)
+        p->code = -1; /* already reaped elsewhere: treat as gone */
+    else if (WIFEXITED(status))
+        p->code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        p->code = 128 + WTERMSIG(status);
+    return 1;
+}
+
+int sess_proc_wait(struct sess_proc *p, uint32_t timeout_ms, int *exit_code)
+{
+    uint64_t deadline = plat_monotonic_ms() + timeout_ms;
+
+    for (;;) {
+        if (sess_try_reap(p, WNOHANG)) {
+            if (exit_code)
+                *exit_code = p->code;
+            return 1;
+        }
+        if (plat_monotonic_ms() >= deadline)
+            return 0;
+        plat_sleep_ms(10);
+    }
+}
+
+void sess_proc_kill(struct sess_proc *p)
+{
+    if (!p || p->exited)
+        return;
+    kill(-p->pid, SIGKILL); /* its process group (setsid in the child) */
+    kill(p->pid, SIGKILL);
+}
+
+void sess_proc_free(struct sess_proc *p)
+{
+    if (!p)
+        return;
+    sess_try_reap(p, 0);
+    free(p);
+}

@@ -1,0 +1,399 @@
+/*
+ * sess_spawn.c (Windows) - starts a session helper (sess_plat.h) as the session's user:
+ * WTSQueryUserToken (retried on ERROR_NO_TOKEN), the user's environment block, a private
+ * named pipe (random name, DACL SYSTEM + the user's SID, first instance, remote clients
+ * rejected, overlapped) whose client end alone is inherited through
+ * PROC_THREAD_ATTRIBUTE_HANDLE_LIST, CreateProcessAsUserW on winsta0\default (suspended),
+ * the process put in the manager's job object (kill on job close), then resumed.
+ */
+#include <windows.h>
+
+#include <sddl.h>
+#include <userenv.h>
+#include <wtsapi32.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "pchan.h"
+#include "plat.h"
+#include "sess_plat.h"
+#include "win32/wide.h"
+
+#define SESS_TOKEN_TRIES    10
+#define SESS_TOKEN_RETRY_MS 300
+#define SESS_PIPE_BUF       (64 * 1024)
+
+struct sess_proc {
+    HANDLE process;
+    DWORD pid;
+    int exited;
+    int code;
+};
+
+/* One job for every helper: closing it (the agent ends, even by a crash) kills them all. */
+static INIT_ONCE sess_job_once = INIT_ONCE_STATIC_INIT;
+static HANDLE sess_job;
+static DWORD sess_job_error;
+
+static BOOL CALLBACK sess_job_init(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
+    HANDLE job;
+
+    (void)once;
+    (void)param;
+    (void)ctx;
+    job = CreateJobObjectW(NULL, NULL);
+    if (!job) {
+        sess_job_error = GetLastError();
+        return TRUE;
+    }
+    memset(&li, 0, sizeof(li));
+    li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    if (!SetInformationJobObject(job, JobObjectExtendedLimitInformation, &li, sizeof(li))) {
+        sess_job_error = GetLastError();
+        CloseHandle(job);
+        return TRUE;
+    }
+    sess_job = job;
+    return TRUE;
+}
+
+/* Appends advice to e's message (when it fits). */
+static void sess_advise(struct err *e, const char *advice)
+{
+    if (e) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof(e->msg) - n, "; %s", advice);
+    }
+}
+
+/* The session user's primary token. As SYSTEM: WTSQueryUserToken. Not as SYSTEM (agent
+ * --console by an administrator): our own token, for our own session only. */
+static int sess_user_token(uint32_t session, HANDLE *token, struct err *e)
+{
+    DWORD code = 0, mine = 0;
+
+    *token = NULL;
+    for (int i = 0; i < SESS_TOKEN_TRIES; i++) {
+        if (WTSQueryUserToken(session, token))
+            return 0;
+        code = GetLastError();
+        if (code != ERROR_NO_TOKEN)
+            break;
+        Sleep(SESS_TOKEN_RETRY_MS); /* the logon is not finished yet */
+    }
+    if (code == ERROR_PRIVILEGE_NOT_HELD && ProcessIdToSessionId(GetCurrentProcessId(), &mine) &&
+        mine == session) {
+        HANDLE own = NULL;
+        int ok = OpenProcessToken(GetCurrentProcess(), TOKEN_ALL_ACCESS, &own) &&
+                 DuplicateTokenEx(own, TOKEN_ALL_ACCESS, NULL, SecurityImpersonation, TokenPrimary,
+                                  token);
+        code = GetLastError();
+        if (own)
+            CloseHandle(own);
+        if (ok)
+            return 0;
+    }
+    {
+        char what[64];
+        int rc;
+        snprintf(what, sizeof(what), "cannot get the user token of session %u", (unsigned)session);
+        rc = plat_win_fail(e, code, what, NULL);
+        if (code == ERROR_PRIVILEGE_NOT_HELD)
+            sess_advise(e, "the agent must run as SYSTEM (as a service) to start helpers in "
+                           "other sessions");
+        return rc;
+    }
+}
+
+/* "S-1-5-21-..." of the token's user (LocalFree). */
+static int sess_token_sid(HANDLE token, wchar_t **sid, struct err *e)
+{
+    BYTE *buf = NULL;
+    DWORD len = 0;
+    int rc = 0;
+
+    *sid = NULL;
+    GetTokenInformation(token, TokenUser, NULL, 0, &len);
+    if (len == 0) {
+        rc = plat_win_fail(e, GetLastError(), "cannot read the session user's SID", NULL);
+        goto out;
+    }
+    buf = malloc(len);
+    if (!buf) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (!GetTokenInformation(token, TokenUser, buf, len, &len) ||
+        !ConvertSidToStringSidW(((TOKEN_USER *)buf)->User.Sid, sid)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot read the session user's SID", NULL);
+        goto out;
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
+               struct pchan **chan, struct err *e)
+{
+    char path[4096];
+    wchar_t *wpath = NULL, *sid = NULL, *cmd = NULL;
+    wchar_t pipe_name[128], sddl[256];
+    unsigned char rnd[16];
+    HANDLE token = NULL, server = INVALID_HANDLE_VALUE, client = INVALID_HANDLE_VALUE;
+    HANDLE connected = NULL;
+    void *env = NULL;
+    PSECURITY_DESCRIPTOR psd = NULL;
+    SECURITY_ATTRIBUTES sa_pipe, sa_client;
+    LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+    SIZE_T attrs_size = 0;
+    STARTUPINFOEXW si;
+    PROCESS_INFORMATION pi;
+    OVERLAPPED ov;
+    struct sess_proc *p = NULL;
+    size_t cmd_cap;
+    int rc = 0, attrs_init = 0;
+
+    *proc = NULL;
+    *chan = NULL;
+    memset(&pi, 0, sizeof(pi));
+    memset(&ov, 0, sizeof(ov));
+
+    if (cfg->helper_path[0]) {
+        snprintf(path, sizeof(path), "%s", cfg->helper_path);
+    } else {
+        if ((rc = plat_exe_dir(path, sizeof(path) - 24, e)) < 0)
+            goto out;
+        strcat(path, "\\session_helper.exe");
+    }
+    if (!(wpath = plat_w_from_utf8(path, e))) {
+        rc = e ? e->code : ERR_INVALID;
+        goto out;
+    }
+    if (GetFileAttributesW(wpath) == INVALID_FILE_ATTRIBUTES) {
+        rc = plat_win_fail(e, GetLastError(), "cannot find the session helper", path);
+        sess_advise(e, "set session_helper in the configuration or install it beside the agent");
+        goto out;
+    }
+
+    InitOnceExecuteOnce(&sess_job_once, sess_job_init, NULL, NULL);
+    if (!sess_job) {
+        rc = plat_win_fail(e, sess_job_error, "cannot create the job object for helpers", NULL);
+        goto out;
+    }
+
+    if ((rc = sess_user_token(s->id, &token, e)) < 0)
+        goto out;
+    if (!CreateEnvironmentBlock(&env, token, FALSE)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot build the environment of user", s->user);
+        goto out;
+    }
+    if ((rc = sess_token_sid(token, &sid, e)) < 0)
+        goto out;
+
+    /* The private pipe: SYSTEM and the session's user only. */
+    _snwprintf(sddl, sizeof(sddl) / sizeof(sddl[0]), L"D:P(A;;GA;;;SY)(A;;GA;;;%ls)", sid);
+    sddl[sizeof(sddl) / sizeof(sddl[0]) - 1] = 0;
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &psd, NULL)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot build the pipe's security descriptor", NULL);
+        goto out;
+    }
+    if ((rc = plat_random_bytes(rnd, sizeof(rnd), e)) < 0)
+        goto out;
+    {
+        int k = _snwprintf(pipe_name, 64, L"\\\\.\\pipe\\kasm-helper-%u-", (unsigned)s->id);
+        for (size_t i = 0; k > 0 && i < sizeof(rnd); i++)
+            _snwprintf(pipe_name + k + 2 * i, 3, L"%02x", rnd[i]);
+    }
+    sa_pipe.nLength = sizeof(sa_pipe);
+    sa_pipe.lpSecurityDescriptor = psd;
+    sa_pipe.bInheritHandle = FALSE;
+    server = CreateNamedPipeW(
+        pipe_name, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE | FILE_FLAG_OVERLAPPED,
+        PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
+        SESS_PIPE_BUF, SESS_PIPE_BUF, 0, &sa_pipe);
+    if (server == INVALID_HANDLE_VALUE) {
+        rc = plat_win_fail(e, GetLastError(), "cannot create the helper's pipe", NULL);
+        goto out;
+    }
+    sa_client.nLength = sizeof(sa_client);
+    sa_client.lpSecurityDescriptor = NULL;
+    sa_client.bInheritHandle = TRUE;
+    client =
+        CreateFileW(pipe_name, GENERIC_READ | GENERIC_WRITE, 0, &sa_client, OPEN_EXISTING,
+                    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+    if (client == INVALID_HANDLE_VALUE) {
+        rc = plat_win_fail(e, GetLastError(), "cannot open the helper's end of the pipe", NULL);
+        goto out;
+    }
+    connected = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!connected) {
+        rc = plat_win_fail(e, GetLastError(), "cannot create an event", NULL);
+        goto out;
+    }
+    ov.hEvent = connected;
+    if (!ConnectNamedPipe(server, &ov)) {
+        DWORD code = GetLastError(), got = 0;
+        if (code == ERROR_IO_PENDING) {
+            if (WaitForSingleObject(connected, 5000) != WAIT_OBJECT_0 ||
+                !GetOverlappedResult(server, &ov, &got, FALSE)) {
+                code = GetLastError();
+                CancelIoEx(server, &ov);
+                GetOverlappedResult(server, &ov, &got, TRUE);
+                rc = plat_win_fail(e, code, "cannot connect the helper's pipe", NULL);
+                goto out;
+            }
+        } else if (code != ERROR_PIPE_CONNECTED) {
+            rc = plat_win_fail(e, code, "cannot connect the helper's pipe", NULL);
+            goto out;
+        }
+    }
+
+    /* Only the client end is inherited. */
+    InitializeProcThreadAttributeList(NULL, 1, 0, &attrs_size);
+    attrs = malloc(attrs_size);
+    if (!attrs) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (!InitializeProcThreadAttributeList(attrs, 1, 0, &attrs_size)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot prepare the helper's start", NULL);
+        goto out;
+    }
+    attrs_init = 1;
+    if (!UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, &client,
+                                   sizeof(client), NULL, NULL)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot prepare the helper's start", NULL);
+        goto out;
+    }
+
+    cmd_cap = wcslen(wpath) + 128;
+    cmd = malloc(cmd_cap * sizeof(wchar_t));
+    if (!cmd) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    _snwprintf(cmd, cmd_cap, L"\"%ls\" --channel %llu --session-id %u%ls", wpath,
+               (unsigned long long)(uintptr_t)client, (unsigned)s->id,
+               cfg->debug ? L" --debug" : L"");
+    cmd[cmd_cap - 1] = 0;
+
+    memset(&si, 0, sizeof(si));
+    si.StartupInfo.cb = sizeof(si);
+    si.StartupInfo.lpDesktop = L"winsta0\\default";
+    si.lpAttributeList = attrs;
+    if (!CreateProcessAsUserW(token, wpath, cmd, NULL, NULL, TRUE,
+                              CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT |
+                                  CREATE_NO_WINDOW | CREATE_SUSPENDED,
+                              env, NULL, &si.StartupInfo, &pi)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot start the session helper", path);
+        goto out;
+    }
+    if (!AssignProcessToJobObject(sess_job, pi.hProcess)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot put the session helper in the job object",
+                           NULL);
+        TerminateProcess(pi.hProcess, 1);
+        WaitForSingleObject(pi.hProcess, 5000);
+        goto out;
+    }
+    if (ResumeThread(pi.hThread) == (DWORD)-1) {
+        rc = plat_win_fail(e, GetLastError(), "cannot resume the session helper", NULL);
+        TerminateProcess(pi.hProcess, 1);
+        WaitForSingleObject(pi.hProcess, 5000);
+        goto out;
+    }
+    /* The helper has its copy; ours would keep the pipe open after the helper died. */
+    CloseHandle(client);
+    client = INVALID_HANDLE_VALUE;
+
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        TerminateProcess(pi.hProcess, 1);
+        WaitForSingleObject(pi.hProcess, 5000);
+        goto out;
+    }
+    p->process = pi.hProcess;
+    p->pid = pi.dwProcessId;
+    pi.hProcess = NULL;
+    rc = pchan_from_os((intptr_t)server, chan, e);
+    server = INVALID_HANDLE_VALUE; /* the channel owns it, also on failure */
+    if (rc < 0) {
+        TerminateProcess(p->process, 1);
+        WaitForSingleObject(p->process, 5000);
+        goto out;
+    }
+    *proc = p;
+    p = NULL;
+out:
+    if (p) {
+        CloseHandle(p->process);
+        free(p);
+    }
+    if (pi.hThread)
+        CloseHandle(pi.hThread);
+    if (pi.hProcess)
+        CloseHandle(pi.hProcess);
+    free(cmd);
+    if (attrs_init)
+        DeleteProcThreadAttributeList(attrs);
+    free(attrs);
+    if (connected)
+        CloseHandle(connected);
+    if (client != INVALID_HANDLE_VALUE)
+        CloseHandle(client);
+    if (server != INVALID_HANDLE_VALUE)
+        CloseHandle(server);
+    if (psd)
+        LocalFree(psd);
+    if (sid)
+        LocalFree(sid);
+    if (env)
+        DestroyEnvironmentBlock(env);
+    if (token)
+        CloseHandle(token);
+    free(wpath);
+    return rc;
+}
+
+unsigned long sess_proc_pid(const struct sess_proc *p)
+{
+    return p ? (unsigned long)p->pid : 0;
+}
+
+int sess_proc_wait(struct sess_proc *p, uint32_t timeout_ms, int *exit_code)
+{
+    DWORD code = 0;
+
+    if (!p->exited) {
+        if (WaitForSingleObject(p->process, timeout_ms == UINT32_MAX ? INFINITE : timeout_ms) !=
+            WAIT_OBJECT_0)
+            return 0;
+        p->exited = 1;
+        p->code = GetExitCodeProcess(p->process, &code) ? (int)code : -1;
+    }
+    if (exit_code)
+        *exit_code = p->code;
+    return 1;
+}
+
+void sess_proc_kill(struct sess_proc *p)
+{
+    if (p && !p->exited)
+        TerminateProcess(p->process, 1);
+}
+
+void sess_proc_free(struct sess_proc *p)
+{
+    if (!p)
+        return;
+    if (!p->exited && WaitForSingleObject(p->process, 5000) != WAIT_OBJECT_0)
+        TerminateProcess(p->process, 1);
+    CloseHandle(p->process);
+    free(p);
+}

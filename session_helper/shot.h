@@ -1,0 +1,41 @@
+/*
+ * shot.h - a screenshot of the user's desktop as a PNG of a requested width (height by the
+ * aspect ratio, at least 1). Windows (win32/shot.c): GDI capture of the whole virtual screen,
+ * StretchBlt with HALFTONE down to the width, PNG through WIC. POSIX (posix/shot.c): X11
+ * capture of the root window of $DISPLAY (XGetImage), area-average scaling, PNG through
+ * libpng. The scaling and encoding steps are exposed for the tests and the benchmark.
+ */
+#ifndef KASM_SHOT_H
+#define KASM_SHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct shot_png {
+    int width, height; /* of the encoded image */
+    unsigned char *data;
+    size_t len;
+};
+
+/*
+ * Captures the desktop scaled to width (16..3840; wider than the screen is not enlarged:
+ * the screen's own width is used). ERR_NOT_FOUND "no display: ..." when there is no
+ * desktop to capture (POSIX: DISPLAY unset or the server unreachable; Windows: no
+ * interactive desktop), ERR_UNSUPPORTED when the build has no capture support.
+ */
+int shot_capture_png(int width, struct shot_png *out, struct err *e);
+void shot_png_free(struct shot_png *p);
+
+/* A 32-bit image: pixels as 0x00RRGGBB in row order, stride in pixels. */
+struct shot_rgb {
+    int width, height, stride;
+    uint32_t *px;
+};
+/* Area-average downscale of src into a new image of dst_width x (aspect) (caller frees px). */
+int shot_scale(const struct shot_rgb *src, int dst_width, struct shot_rgb *dst, struct err *e);
+/* PNG (8-bit RGB, default compression) of img; POSIX only (libpng); Windows uses WIC. */
+int shot_encode_png(const struct shot_rgb *img, struct shot_png *out, struct err *e);
+
+#endif

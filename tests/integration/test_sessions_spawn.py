@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+"""test_sessions_spawn.py - the session manager (service/session/) end to end: the real agent
+(--console) with a declared-sessions file and the real session_helper.
+
+Checks: a helper is spawned per declared session (ps shows it; as root it runs as that
+session's user, with the user's uid, gid and groups - two throwaway users are created with
+useradd and removed afterwards; not as root: the same user twice) and its HELLO and LOG line
+reach the agent log; a killed helper is restarted after the throttle delay and the restart is
+logged; rapid repeated crashes make the delays grow; removing a line stops that helper; the
+agent's stop leaves no helper behind.
+
+Usage: test_sessions_spawn.py --bin-dir DIR
+Exit status 0 when every check passes; each check prints "ok" or "FAIL" with the reason.
+"""
+import argparse
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT = 30
+STARTED_RE = re.compile(r"session (\d+) \(([^)]+)\): helper started, pid (\d+)")
+READY_RE = re.compile(r"session (\d+) \(([^)]+)\): helper pid (\d+) is ready")
+RESTART_RE = re.compile(r"session (\d+) \([^)]+\): helper .*; restarting it in (\d+) ms")
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+def proc_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except FileNotFoundError:
+        return []
+
+
+class Checks:
+    def __init__(self, bin_dir):
+        self.bin_dir = os.path.abspath(bin_dir)
+        self.tmp = tempfile.mkdtemp(prefix="kasm-sessions-")
+        os.chmod(self.tmp, 0o755)
+        self.sessions = os.path.join(self.tmp, "sessions")
+        self.log = os.path.join(self.tmp, "agent.log")
+        self.made_users = []
+        self.agent = None
+        if os.geteuid() == 0:
+            for tag in ("a", "b"):
+                name = "kst" + secrets.token_hex(3) + tag
+                subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True,
+                               capture_output=True)
+                self.made_users.append(name)
+            self.users = list(self.made_users)
+        else:
+            me = pwd.getpwuid(os.geteuid()).pw_name
+            self.users = [me, me]
+
+    def cleanup(self):
+        if self.agent and self.agent.poll() is None:
+            self.agent.kill()
+            self.agent.wait()
+        for name in self.made_users:
+            subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+            subprocess.run(["userdel", "-r", name], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write_sessions(self, lines):
+        tmp = self.sessions + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+        os.replace(tmp, self.sessions)
+
+    def log_text(self):
+        try:
+            with open(self.log, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pred, what, timeout=TIMEOUT):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = pred(self.log_text())
+            if r:
+                return r
+            if self.agent.poll() is not None:
+                raise Fail(f"agent exited with {self.agent.returncode} while waiting for {what}")
+            time.sleep(0.05)
+        raise Fail(f"{what} did not happen within {timeout} s")
+
+    def ready_pids(self, sid):
+        return [int(m.group(3)) for m in READY_RE.finditer(self.log_text())
+                if int(m.group(1)) == sid]
+
+    def wait_ready(self, sid, count):
+        """Waits until session sid's helper has been ready `count` times; its latest pid."""
+        pids = self.wait_log(lambda t: (lambda p: p if len(p) >= count else None)(
+            self.ready_pids(sid)), f"helper #{count} of session {sid} ready")
+        return pids[count - 1]
+
+    def start(self):
+        cfg = os.path.join(self.tmp, "config.yaml")
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write("port: 0\nlisten_address: 127.0.0.1\ndebug: true\n"
+                    "api_host: kasm.example.test\n"
+                    "server_id: 0123456789abcdef0123456789abcdef\n"
+                    f"log_file: {self.log}\n"
+                    f"session_helper: {os.path.join(self.bin_dir, 'session_helper')}\n"
+                    f"sessions_file: {self.sessions}\n")
+        env = dict(os.environ, KASM_SESSION_POLL_MS="200")
+        self.err = open(os.path.join(self.tmp, "stderr.txt"), "w")
+        self.agent = subprocess.Popen([os.path.join(self.bin_dir, "agent"), "--console",
+                                       "--cfg", cfg], stdout=subprocess.DEVNULL,
+                                      stderr=self.err, env=env)
+
+    # ---------------------------------------------------------------------------------------
+
+    def test_spawn_as_user(self):
+        self.write_sessions([f"1 {self.users[0]} console", f"2 {self.users[1]}  # second"])
+        self.start()
+        for sid, user in ((1, self.users[0]), (2, self.users[1])):
+            pid = self.wait_ready(sid, 1)
+            check(pid_alive(pid), f"helper pid {pid} of session {sid} is not running")
+            cmd = proc_cmdline(pid)
+            check(os.path.basename(cmd[0].decode()) == "session_helper",
+                  f"pid {pid} runs {cmd[0]!r}, not session_helper")
+            check(b"--session-id" in cmd and cmd[cmd.index(b"--session-id") + 1] ==
+                  str(sid).encode(), f"pid {pid}: --session-id {sid} missing in {cmd!r}")
+            check(b"--channel" in cmd, f"pid {pid}: no --channel")
+            ps = subprocess.run(["ps", "-o", "user:64=,args=", "-p", str(pid)],
+                                capture_output=True, text=True).stdout
+            check("session_helper" in ps, f"ps does not show the helper: {ps!r}")
+            pw = pwd.getpwnam(user)
+            st = proc_status(pid)
+            check(st["Uid"] == [str(pw.pw_uid)] * 4, f"helper of {user} has Uid {st['Uid']}")
+            check(st["Gid"] == [str(pw.pw_gid)] * 4, f"helper of {user} has Gid {st['Gid']}")
+            if os.geteuid() == 0:
+                want = sorted(set(os.getgrouplist(user, pw.pw_gid)))
+                check(sorted(int(g) for g in st["Groups"]) == want,
+                      f"helper of {user} has groups {st['Groups']}, want {want}")
+                check(ps.split()[0] in (user, str(pw.pw_uid)),
+                      f"ps shows the helper as {ps.split()[0]}")
+                env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+                check(f"HOME={pw.pw_dir}".encode() in env, "HOME is not the user's")
+                check(f"USER={user}".encode() in env, "USER is not the user's")
+        text = self.log_text()
+        check("helper[session 1]: " in text, "no LOG line from the helper of session 1")
+        check(f"HELLO: role helper" in text, "the helper's HELLO is not logged")
+
+    def test_kill_restarts_with_growing_delay(self):
+        pid = self.wait_ready(1, 1)
+        os.kill(pid, signal.SIGKILL)
+        pid2 = self.wait_ready(1, 2)
+        check(pid2 != pid, "the restarted helper has the old pid")
+        check(not pid_alive(pid), f"the killed helper {pid} was not reaped")
+        # Crash it again as soon as it is up: each quick death doubles the wait.
+        os.kill(pid2, signal.SIGKILL)
+        pid3 = self.wait_ready(1, 3)
+        os.kill(pid3, signal.SIGKILL)
+        self.wait_ready(1, 4)
+        delays = [int(m.group(2)) for m in RESTART_RE.finditer(self.log_text())
+                  if m.group(1) == "1"]
+        check(delays[:3] == [1000, 2000, 4000], f"restart delays {delays}, want 1000, 2000, 4000")
+        started = [m for m in STARTED_RE.finditer(self.log_text()) if m.group(1) == "1"]
+        check(len(started) == 4, f"{len(started)} starts of session 1's helper, want 4")
+        # The other session was not disturbed.
+        check(len(self.ready_pids(2)) == 1, "session 2's helper was restarted too")
+
+    def test_logoff_stops_helper(self):
+        pid1 = self.ready_pids(1)[-1]
+        pid2 = self.ready_pids(2)[-1]
+        self.write_sessions([f"1 {self.users[0]} console"])
+        self.wait_log(lambda t: "session 2: user" in t and "logged off" in t, "session 2 logoff")
+        end = time.monotonic() + TIMEOUT
+        while pid_alive(pid2) and time.monotonic() < end:
+            time.sleep(0.05)
+        check(not pid_alive(pid2), f"the helper of the logged-off session ({pid2}) still runs")
+        check(pid_alive(pid1), "the helper of session 1 stopped too")
+
+    def test_stop_leaves_no_helper(self):
+        pid1 = self.ready_pids(1)[-1]
+        agent_pid = self.agent.pid
+        self.agent.send_signal(signal.SIGTERM)
+        try:
+            rc = self.agent.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise Fail("the agent did not stop within 30 s")
+        check(rc == 0, f"agent exit {rc}")
+        check(not pid_alive(pid1), f"helper {pid1} survived the agent")
+        every = [int(m.group(3)) for m in STARTED_RE.finditer(self.log_text())]
+        check(every, "no helper was ever started")
+        left = [p for p in every if pid_alive(p)]
+        check(not left, f"helpers left behind after the agent stopped: {left}")
+        for d in os.listdir("/proc"):  # nor any child the agent had
+            if d.isdigit():
+                try:
+                    ppid = int(proc_status(int(d))["PPid"][0])
+                except (OSError, KeyError, IndexError):
+                    continue
+                check(ppid != agent_pid, f"process {d} of the stopped agent left behind")
+        check("session manager stopped" in self.log_text(), "no 'session manager stopped'")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    args = ap.parse_args()
+    if not os.path.exists(os.path.join(args.bin_dir, "session_helper")):
+        print("skipped: no session_helper in", args.bin_dir)
+        return 77
+    c = Checks(args.bin_dir)
+    failed = 0
+    try:
+        for name in ("test_spawn_as_user", "test_kill_restarts_with_growing_delay",
+                     "test_logoff_stops_helper", "test_stop_leaves_no_helper"):
+            try:
+                getattr(c, name)()
+                print(f"ok   {name}")
+            except Fail as e:
+                failed += 1
+                print(f"FAIL {name}: {e}")
+                print("---- agent log ----\n" + c.log_text()[-6000:])
+                break  # the later checks build on the earlier ones
+    finally:
+        c.cleanup()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1311 @@
+/*
+ * test_pmux.c - proto/pmux.c and the pchan of this platform, over pchan_pair(): handshake,
+ * version mismatches, requests both ways, many streams at once, flow control (a sender
+ * blocks while the receiver holds its data and resumes when it consumes), stall timeout,
+ * CANCEL both ways, shutdown waking every waiter, frames for closed ids dropped, max_streams
+ * -> ERROR 503, no handler -> ERROR 501, PING, LOG, the channel alone (shutdown wakes a
+ * blocked read, a gone peer fails writes without SIGPIPE), and a hostile raw peer (window
+ * violation, garbage, oversized and truncated frames: the channel closes, on_close once).
+ * The bulk test moves 4 GiB (KASM_PMUX_BULK_MB overrides) through one stream between two
+ * threads and checks that peak memory grows by less than 64 MiB (getrusage ru_maxrss;
+ * Windows: GetProcessMemoryInfo PeakWorkingSetSize; about 8 s under Wine 8).
+ * Runs natively and under Wine.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "unit.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+
+#include <psapi.h>
+#else
+#include <sys/resource.h>
+#endif
+
+#include "plat.h"
+#include "pmux.h"
+
+#define WAIT_MS 60000u /* generous: the machine is noisy */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+/* ASan parks freed memory in a quarantine (256 MiB by default), which the bulk test would
+ * see as growth; a small one keeps that test meaningful under the asan preset. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "quarantine_size_mb=8";
+}
+#endif
+
+/* ---- a side of the channel: a mux plus what its callbacks saw ---- */
+
+enum mode { MODE_ECHO, MODE_HOLD, MODE_CLOSE_NOW, MODE_NONE };
+
+struct held {
+    struct pmux_stream *s;
+    struct proto_frame *first;
+};
+
+struct side {
+    struct pmux *m;
+    enum mode mode;
+    struct plat_mutex *mu;
+    atomic_int closes;
+    struct err close_err;
+    atomic_int requests;
+    atomic_int cancels;
+    atomic_int logs;
+    char last_log[PROTO_TEXT_MAX + 32];
+    struct plat_thread *threads[256];
+    int nthreads;
+    struct held held[64];
+    int nheld;
+};
+
+struct echo_req {
+    struct side *sd;
+    struct pmux_stream *s;
+    struct proto_frame *first;
+};
+
+static void echo_main(void *arg)
+{
+    struct echo_req *r = arg;
+    struct pmux_stream *s = r->s;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    pmux_frame_free(s, r->first);
+    for (;;) {
+        if (pmux_recv(s, UINT32_MAX, &f, &e) < 0)
+            break;
+        if (f->h.type == PROTO_DATA) {
+            buf = realloc(buf, len + f->h.length);
+            memcpy(buf + len, f->payload, f->h.length);
+            len += f->h.length;
+            pmux_frame_free(s, f);
+            continue;
+        }
+        uint32_t type = f->h.type;
+        pmux_frame_free(s, f);
+        if (type == PROTO_END) {
+            if (pmux_write_data(s, buf, len, &e) == 0)
+                pmux_send(s, PROTO_END, NULL, 0, &e);
+            break;
+        }
+        if (type == PROTO_CANCEL) {
+            atomic_fetch_add(&r->sd->cancels, 1);
+            break;
+        }
+    }
+    free(buf);
+    pmux_close(s);
+    free(r);
+}
+
+static void on_request(void *ctx, struct pmux_stream *s, struct proto_frame *first)
+{
+    struct side *sd = ctx;
+
+    atomic_fetch_add(&sd->requests, 1);
+    if (sd->mode == MODE_CLOSE_NOW) {
+        pmux_frame_free(s, first);
+        pmux_close(s);
+        return;
+    }
+    plat_mutex_lock(sd->mu);
+    if (sd->mode == MODE_HOLD && sd->nheld < 64) {
+        sd->held[sd->nheld].s = s;
+        sd->held[sd->nheld].first = first;
+        sd->nheld++;
+        plat_mutex_unlock(sd->mu);
+        return;
+    }
+    struct echo_req *r = calloc(1, sizeof(*r));
+    r->sd = sd;
+    r->s = s;
+    r->first = first;
+    assert_true(sd->nthreads < 256);
+    assert_int_equal(plat_thread_start(&sd->threads[sd->nthreads++], echo_main, r, NULL), 0);
+    plat_mutex_unlock(sd->mu);
+}
+
+static void on_log(void *ctx, const struct proto_log *msg)
+{
+    struct side *sd = ctx;
+    plat_mutex_lock(sd->mu);
+    snprintf(sd->last_log, sizeof(sd->last_log), "%s: %s", msg->level, msg->message);
+    plat_mutex_unlock(sd->mu);
+    atomic_fetch_add(&sd->logs, 1);
+}
+
+static void on_close(void *ctx, const struct err *why)
+{
+    struct side *sd = ctx;
+    plat_mutex_lock(sd->mu);
+    sd->close_err = *why;
+    plat_mutex_unlock(sd->mu);
+    atomic_fetch_add(&sd->closes, 1);
+}
+
+static void side_init(struct side *sd, enum mode mode)
+{
+    memset(sd, 0, sizeof(*sd));
+    sd->mode = mode;
+    assert_int_equal(plat_mutex_create(&sd->mu, NULL), 0);
+}
+
+static void side_config(struct side *sd, struct pmux_config *c, const char *role, int odd)
+{
+    memset(c, 0, sizeof(*c));
+    proto_hello_init(&c->hello, role);
+    snprintf(c->hello.user, sizeof(c->hello.user), "tester");
+    c->initiator_odd = odd;
+    c->on_request = sd->mode == MODE_NONE ? NULL : on_request;
+    c->on_log = on_log;
+    c->on_close = on_close;
+    c->ctx = sd;
+}
+
+/* Frees the mux (joins the reader), then the held streams and the echo threads. */
+static void side_free(struct side *sd)
+{
+    pmux_shutdown(sd->m);
+    for (int i = 0; i < sd->nheld; i++) {
+        pmux_frame_free(sd->held[i].s, sd->held[i].first);
+        pmux_close(sd->held[i].s);
+    }
+    for (int i = 0; i < sd->nthreads; i++)
+        plat_thread_join(sd->threads[i]);
+    pmux_free(sd->m);
+    plat_mutex_destroy(sd->mu);
+}
+
+static void wait_until(atomic_int *v, int want)
+{
+    uint64_t end = plat_monotonic_ms() + WAIT_MS;
+    while (atomic_load(v) < want && plat_monotonic_ms() < end)
+        plat_sleep_ms(5);
+    assert_true(atomic_load(v) >= want);
+}
+
+/* Starts a (service, odd ids) and b (helper, even ids) with these configs, both ready. */
+static void start_pair(struct side *a, struct pmux_config *ca, struct side *b,
+                       struct pmux_config *cb)
+{
+    struct pchan *x, *y;
+    struct err e = ERR_INIT;
+
+    assert_int_equal(pchan_pair(&x, &y, &e), 0);
+    if (pmux_start(x, ca, &a->m, &e) < 0)
+        fail_msg("pmux_start: %s", e.msg);
+    if (pmux_start(y, cb, &b->m, &e) < 0)
+        fail_msg("pmux_start: %s", e.msg);
+    if (pmux_wait_ready(a->m, WAIT_MS, NULL, &e) < 0)
+        fail_msg("wait_ready a: %s", e.msg);
+    if (pmux_wait_ready(b->m, WAIT_MS, NULL, &e) < 0)
+        fail_msg("wait_ready b: %s", e.msg);
+}
+
+static void start_default(struct side *a, enum mode ma, struct side *b, enum mode mb,
+                          uint32_t window)
+{
+    struct pmux_config ca, cb;
+    side_init(a, ma);
+    side_init(b, mb);
+    side_config(a, &ca, "service", 1);
+    side_config(b, &cb, "helper", 0);
+    ca.window = cb.window = window;
+    start_pair(a, &ca, b, &cb);
+}
+
+static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 16);
+    }
+}
+
+/* Sends a request with len bytes to an echo peer and checks the echo. */
+static void echo_roundtrip(struct pmux *m, size_t len, uint32_t seed)
+{
+    struct pmux_stream *s;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    uint8_t *out = malloc(len ? len : 1), *in = malloc(len ? len : 1);
+    size_t got = 0;
+
+    fill_pattern(out, len, seed);
+    if (pmux_open(m, &s, &e) < 0)
+        fail_msg("open: %s", e.msg);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    if (pmux_write_data(s, out, len, &e) < 0)
+        fail_msg("write_data: %s", e.msg);
+    assert_int_equal(pmux_send(s, PROTO_END, NULL, 0, &e), 0);
+    for (;;) {
+        if (pmux_recv(s, WAIT_MS, &f, &e) < 0)
+            fail_msg("recv: %s", e.msg);
+        if (f->h.type == PROTO_DATA) {
+            assert_true(got + f->h.length <= len);
+            memcpy(in + got, f->payload, f->h.length);
+            got += f->h.length;
+            pmux_frame_free(s, f);
+            continue;
+        }
+        assert_int_equal(f->h.type, PROTO_END);
+        pmux_frame_free(s, f);
+        break;
+    }
+    assert_int_equal(got, len);
+    assert_memory_equal(in, out, len);
+    pmux_close(s);
+    free(in);
+    free(out);
+}
+
+/* ---- tests ---- */
+
+static void test_handshake(void **state)
+{
+    struct side a, b;
+    struct pmux_config ca, cb;
+    struct proto_hello pa, pb;
+    struct err e = ERR_INIT;
+
+    side_init(&a, MODE_ECHO);
+    side_init(&b, MODE_ECHO);
+    side_config(&a, &ca, "service", 1);
+    side_config(&b, &cb, "helper", 0);
+    cb.hello.session_id = 7;
+    ca.window = 100000;
+    start_pair(&a, &ca, &b, &cb);
+    assert_int_equal(pmux_wait_ready(a.m, 0, &pa, &e), 0);
+    assert_int_equal(pmux_wait_ready(b.m, 0, &pb, &e), 0);
+    assert_string_equal(pa.role, "helper");
+    assert_string_equal(pb.role, "service");
+    assert_int_equal(pa.session_id, 7);
+    assert_int_equal(pb.window, 100000);
+    assert_int_equal(pa.window, 1024 * 1024); /* 0: the default */
+    assert_int_equal(pa.pid, plat_pid());
+    assert_string_equal(pa.user, "tester");
+    assert_string_equal(pa.version, KASM_VERSION);
+    assert_true(pmux_alive(a.m));
+    side_free(&a);
+    side_free(&b);
+    assert_int_equal(atomic_load(&a.closes), 1);
+    assert_int_equal(atomic_load(&b.closes), 1);
+}
+
+static void test_version_mismatch(void **state)
+{
+    struct side a, b;
+    struct pmux_config ca, cb;
+    struct pchan *x, *y;
+    struct err e = ERR_INIT, ea = ERR_INIT, eb = ERR_INIT;
+
+    side_init(&a, MODE_ECHO);
+    side_init(&b, MODE_ECHO);
+    side_config(&a, &ca, "service", 1);
+    side_config(&b, &cb, "helper", 0);
+    snprintf(cb.hello.version, sizeof(cb.hello.version), "0.0.1-old");
+    assert_int_equal(pchan_pair(&x, &y, &e), 0);
+    assert_int_equal(pmux_start(x, &ca, &a.m, &e), 0);
+    assert_int_equal(pmux_start(y, &cb, &b.m, &e), 0);
+    assert_int_equal(pmux_wait_ready(a.m, WAIT_MS, NULL, &ea), ERR_PROTOCOL);
+    assert_int_equal(pmux_wait_ready(b.m, WAIT_MS, NULL, &eb), ERR_PROTOCOL);
+    print_message("service side: %s\nhelper side: %s\n", ea.msg, eb.msg);
+    for (int i = 0; i < 2; i++) {
+        const char *msg = i ? eb.msg : ea.msg;
+        assert_non_null(strstr(msg, "0.0.1-old"));
+        assert_non_null(strstr(msg, KASM_VERSION));
+        assert_non_null(strstr(msg, "reinstall"));
+    }
+    wait_until(&a.closes, 1);
+    wait_until(&b.closes, 1);
+    assert_int_equal(a.close_err.code, ERR_PROTOCOL);
+    assert_false(pmux_alive(a.m));
+    struct pmux_stream *s;
+    assert_int_equal(pmux_open(a.m, &s, &e), ERR_IO);
+    side_free(&a);
+    side_free(&b);
+    assert_int_equal(atomic_load(&a.closes), 1);
+    assert_int_equal(atomic_load(&b.closes), 1);
+}
+
+/* ---- a raw peer, speaking frames by hand ---- */
+
+static void raw_send(struct pchan *c, uint32_t type, uint32_t id, const void *p, size_t len)
+{
+    uint8_t h[PROTO_HEADER_SIZE];
+    struct err e = ERR_INIT;
+
+    proto_header_encode(h, type, (uint32_t)len, id);
+    assert_int_equal(pchan_write_all(c, h, sizeof(h), &e), 0);
+    if (len)
+        assert_int_equal(pchan_write_all(c, p, len, &e), 0);
+}
+
+/* Reads one frame (payload into buf, up to cap); returns its header. */
+static struct proto_header raw_recv(struct pchan *c, void *buf, size_t cap)
+{
+    uint8_t hb[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    struct err e = ERR_INIT;
+
+    if (pchan_read_full(c, hb, sizeof(hb), &e) < 0)
+        fail_msg("raw read: %s", e.msg);
+    assert_int_equal(proto_header_decode(hb, &h, &e), 0);
+    assert_true(h.length <= cap);
+    if (h.length)
+        assert_int_equal(pchan_read_full(c, buf, h.length, &e), 0);
+    return h;
+}
+
+/* A mux `a` (service, odd ids, window) against a raw helper that has done the handshake. */
+static void start_raw(struct side *a, enum mode mode, uint32_t window, struct pchan **raw)
+{
+    struct pmux_config ca;
+    struct pchan *x;
+    struct proto_hello h;
+    struct err e = ERR_INIT;
+    char *json;
+    size_t len;
+    static char buf[PROTO_JSON_MAX];
+
+    side_init(a, mode);
+    side_config(a, &ca, "service", 1);
+    ca.window = window;
+    assert_int_equal(pchan_pair(&x, raw, &e), 0);
+    assert_int_equal(pmux_start(x, &ca, &a->m, &e), 0);
+    struct proto_header hd = raw_recv(*raw, buf, sizeof(buf));
+    assert_int_equal(hd.type, PROTO_HELLO);
+    assert_int_equal(proto_hello_decode(buf, hd.length, &h, &e), 0);
+    assert_int_equal(h.window, window);
+    proto_hello_init(&h, "helper");
+    h.window = 65536;
+    assert_int_equal(proto_hello_encode(&h, &json, &len, &e), 0);
+    raw_send(*raw, PROTO_HELLO, 0, json, len);
+    free(json);
+    assert_int_equal(pmux_wait_ready(a->m, WAIT_MS, NULL, &e), 0);
+}
+
+static void test_proto_version_mismatch(void **state)
+{
+    struct side a;
+    struct pmux_config ca;
+    struct pchan *x, *raw;
+    struct err e = ERR_INIT;
+    uint8_t h[PROTO_HEADER_SIZE];
+
+    side_init(&a, MODE_ECHO);
+    side_config(&a, &ca, "service", 1);
+    assert_int_equal(pchan_pair(&x, &raw, &e), 0);
+    assert_int_equal(pmux_start(x, &ca, &a.m, &e), 0);
+    proto_header_encode(h, PROTO_HELLO, 2, 0);
+    h[0] = 2; /* a future protocol */
+    assert_int_equal(pchan_write_all(raw, h, sizeof(h), &e), 0);
+    assert_int_equal(pchan_write_all(raw, "{}", 2, &e), 0);
+    assert_int_equal(pmux_wait_ready(a.m, WAIT_MS, NULL, &e), ERR_PROTOCOL);
+    assert_non_null(strstr(e.msg, "version 2"));
+    assert_non_null(strstr(e.msg, "version 1"));
+    wait_until(&a.closes, 1);
+    side_free(&a);
+    pchan_close(raw);
+    assert_int_equal(atomic_load(&a.closes), 1);
+}
+
+static void test_hello_missing(void **state)
+{
+    struct side a;
+    struct pmux_config ca;
+    struct pchan *x, *raw;
+    struct err e = ERR_INIT;
+
+    side_init(&a, MODE_ECHO);
+    side_config(&a, &ca, "service", 1);
+    assert_int_equal(pchan_pair(&x, &raw, &e), 0);
+    assert_int_equal(pmux_start(x, &ca, &a.m, &e), 0);
+    raw_send(raw, PROTO_PING, 2, NULL, 0);
+    assert_int_equal(pmux_wait_ready(a.m, WAIT_MS, NULL, &e), ERR_PROTOCOL);
+    assert_non_null(strstr(e.msg, "before HELLO"));
+    side_free(&a);
+    pchan_close(raw);
+    assert_int_equal(atomic_load(&a.closes), 1);
+}
+
+static void test_wait_ready_timeout(void **state)
+{
+    struct side a;
+    struct pmux_config ca;
+    struct pchan *x, *raw;
+    struct err e = ERR_INIT;
+
+    side_init(&a, MODE_ECHO);
+    side_config(&a, &ca, "service", 1);
+    assert_int_equal(pchan_pair(&x, &raw, &e), 0);
+    assert_int_equal(pmux_start(x, &ca, &a.m, &e), 0);
+    assert_int_equal(pmux_wait_ready(a.m, 50, NULL, &e), ERR_TIMEOUT);
+    side_free(&a);
+    pchan_close(raw);
+}
+
+static void test_requests_both_ways(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s1, *s2, *t1;
+    struct err e = ERR_INIT;
+
+    start_default(&a, MODE_ECHO, &b, MODE_ECHO, 64 * 1024);
+    echo_roundtrip(a.m, 1000, 1);
+    echo_roundtrip(b.m, 300 * 1024, 2);
+    echo_roundtrip(a.m, 0, 3);
+    echo_roundtrip(b.m, PROTO_DATA_MAX * 3 + 17, 4);
+    assert_int_equal(atomic_load(&b.requests), 2);
+    assert_int_equal(atomic_load(&a.requests), 2);
+    /* Id spaces: the service opens odd ids, the helper even ones, increasing. */
+    assert_int_equal(pmux_open(a.m, &s1, &e), 0);
+    assert_int_equal(pmux_open(a.m, &s2, &e), 0);
+    assert_int_equal(pmux_open(b.m, &t1, &e), 0);
+    assert_int_equal(pmux_stream_id(s1) % 2, 1);
+    assert_int_equal(pmux_stream_id(s2), pmux_stream_id(s1) + 2);
+    assert_int_equal(pmux_stream_id(t1) % 2, 0);
+    /* Unopened on the wire: closing sends CANCEL which the peer drops (nothing to answer). */
+    pmux_close(s1);
+    pmux_close(s2);
+    pmux_close(t1);
+    echo_roundtrip(a.m, 10, 5);
+    assert_int_equal(atomic_load(&b.requests), 3);
+    side_free(&a);
+    side_free(&b);
+}
+
+struct many_arg {
+    struct pmux *m;
+    uint32_t seed;
+    atomic_int *done;
+};
+
+static void many_main(void *arg)
+{
+    struct many_arg *ma = arg;
+    for (int i = 0; i < 3; i++)
+        echo_roundtrip(ma->m, 20000 + (ma->seed * 7919u) % 200000, ma->seed * 10 + (uint32_t)i);
+    atomic_fetch_add(ma->done, 1);
+}
+
+static void test_many_streams(void **state)
+{
+    struct side a, b;
+    enum { N = 24 };
+    struct plat_thread *t[N];
+    struct many_arg args[N];
+    atomic_int done;
+
+    atomic_init(&done, 0);
+    start_default(&a, MODE_ECHO, &b, MODE_ECHO, 32 * 1024);
+    for (int i = 0; i < N; i++) {
+        args[i].m = (i % 3 == 0) ? b.m : a.m; /* some from the helper side too */
+        args[i].seed = (uint32_t)i + 1;
+        args[i].done = &done;
+        assert_int_equal(plat_thread_start(&t[i], many_main, &args[i], NULL), 0);
+    }
+    for (int i = 0; i < N; i++)
+        plat_thread_join(t[i]);
+    assert_int_equal(atomic_load(&done), N);
+    assert_int_equal(atomic_load(&a.requests) + atomic_load(&b.requests), N * 3);
+    side_free(&a);
+    side_free(&b);
+}
+
+struct writer_arg {
+    struct pmux_stream *s;
+    const uint8_t *data;
+    size_t len, chunk;
+    atomic_int progress; /* chunks written */
+    atomic_int finished;
+    int rc;
+    struct err e;
+};
+
+static void writer_main(void *arg)
+{
+    struct writer_arg *w = arg;
+    size_t off = 0;
+
+    w->rc = 0;
+    while (off < w->len) {
+        size_t n = w->len - off < w->chunk ? w->len - off : w->chunk;
+        w->rc = pmux_write_data(w->s, w->data + off, n, &w->e);
+        if (w->rc < 0)
+            break;
+        off += n;
+        atomic_fetch_add(&w->progress, 1);
+    }
+    atomic_store(&w->finished, 1);
+}
+
+static struct held hold_wait(struct side *sd, int idx)
+{
+    uint64_t end = plat_monotonic_ms() + WAIT_MS;
+    struct held h = {0};
+    for (;;) {
+        plat_mutex_lock(sd->mu);
+        if (sd->nheld > idx)
+            h = sd->held[idx];
+        plat_mutex_unlock(sd->mu);
+        if (h.s || plat_monotonic_ms() > end)
+            break;
+        plat_sleep_ms(5);
+    }
+    assert_non_null(h.s);
+    return h;
+}
+
+static void test_flow_control(void **state)
+{
+    struct side a, b;
+    const uint32_t window = 64 * 1024;
+    struct writer_arg w;
+    struct plat_thread *t;
+    struct pmux_stream *s, *p;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    size_t len = 4 * window, got = 0;
+    uint8_t *data = malloc(len), *in = malloc(len);
+
+    fill_pattern(data, len, 99);
+    start_default(&a, MODE_ECHO, &b, MODE_HOLD, window);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    memset(&w, 0, sizeof(w));
+    w.s = s;
+    w.data = data;
+    w.len = len;
+    w.chunk = 4096;
+    assert_int_equal(plat_thread_start(&t, writer_main, &w, NULL), 0);
+    struct held h = hold_wait(&b, 0);
+
+    /* The sender gets exactly one window out, then blocks. */
+    wait_until(&w.progress, (int)(window / w.chunk));
+    plat_sleep_ms(300);
+    assert_int_equal(atomic_load(&w.progress), (int)(window / w.chunk));
+    assert_false(atomic_load(&w.finished));
+
+    /* The reader is not blocked by the held stream: another request still works. */
+    assert_int_equal(pmux_open(a.m, &p, &e), 0);
+    assert_int_equal(pmux_send(p, PROTO_PING, NULL, 0, &e), 0);
+    assert_int_equal(pmux_recv(p, WAIT_MS, &f, &e), 0);
+    assert_int_equal(f->h.type, PROTO_PONG);
+    pmux_frame_free(p, f);
+    pmux_close(p);
+
+    /* Consuming resumes the sender. */
+    pmux_frame_free(h.s, h.first);
+    h.first = NULL;
+    plat_mutex_lock(b.mu);
+    b.held[0].first = NULL;
+    plat_mutex_unlock(b.mu);
+    while (got < len) {
+        if (pmux_recv(h.s, WAIT_MS, &f, &e) < 0)
+            fail_msg("recv: %s", e.msg);
+        assert_int_equal(f->h.type, PROTO_DATA);
+        memcpy(in + got, f->payload, f->h.length);
+        got += f->h.length;
+        pmux_frame_free(h.s, f);
+    }
+    plat_thread_join(t);
+    assert_int_equal(w.rc, 0);
+    assert_memory_equal(in, data, len);
+    assert_int_equal(pmux_send(s, PROTO_END, NULL, 0, &e), 0);
+    assert_int_equal(pmux_recv(h.s, WAIT_MS, &f, &e), 0);
+    assert_int_equal(f->h.type, PROTO_END);
+    pmux_frame_free(h.s, f);
+    pmux_close(s);
+    side_free(&a);
+    side_free(&b);
+    free(data);
+    free(in);
+}
+
+static void test_stall_timeout(void **state)
+{
+    struct side a, b;
+    struct pmux_config ca, cb;
+    struct pmux_stream *s;
+    struct err e = ERR_INIT;
+    size_t len = 3 * 65536;
+    uint8_t *data = calloc(1, len);
+
+    side_init(&a, MODE_ECHO);
+    side_init(&b, MODE_HOLD);
+    side_config(&a, &ca, "service", 1);
+    side_config(&b, &cb, "helper", 0);
+    ca.stall_timeout_ms = 300;
+    cb.window = 65536;
+    start_pair(&a, &ca, &b, &cb);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    assert_int_equal(pmux_write_data(s, data, len, &e), ERR_TIMEOUT);
+    assert_non_null(strstr(e.msg, "stalled"));
+    assert_true(pmux_alive(a.m));
+    pmux_close(s);
+    side_free(&a);
+    side_free(&b);
+    free(data);
+}
+
+static void test_cancel_by_sender(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s;
+    struct err e = ERR_INIT;
+    uint8_t data[1000] = {0};
+
+    start_default(&a, MODE_ECHO, &b, MODE_ECHO, 0);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    assert_int_equal(pmux_write_data(s, data, sizeof(data), &e), 0);
+    pmux_close(s); /* unfinished: CANCEL goes out */
+    wait_until(&b.cancels, 1);
+    echo_roundtrip(a.m, 10, 1); /* the channel is fine */
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_cancel_by_receiver(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    struct writer_arg w;
+    struct plat_thread *t;
+    size_t len = 8u << 20;
+    uint8_t *data = calloc(1, len);
+
+    start_default(&a, MODE_ECHO, &b, MODE_HOLD, 65536);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    memset(&w, 0, sizeof(w));
+    w.s = s;
+    w.data = data;
+    w.len = len;
+    w.chunk = len;
+    assert_int_equal(plat_thread_start(&t, writer_main, &w, NULL), 0);
+    struct held h = hold_wait(&b, 0);
+    /* The helper answers early (UPLOAD_RESULT) and closes: the sender stops. */
+    static const char result[] = "{\"status\":507,\"message\":\"disk full\"}";
+    assert_int_equal(pmux_send(h.s, PROTO_UPLOAD_RESULT, result, strlen(result), &e), 0);
+    plat_thread_join(t);
+    assert_int_equal(w.rc, ERR_CANCELLED);
+    assert_int_equal(pmux_recv(s, WAIT_MS, &f, &e), 0);
+    assert_int_equal(f->h.type, PROTO_UPLOAD_RESULT);
+    pmux_frame_free(s, f);
+    pmux_close(s); /* finished: no CANCEL */
+    /* And a CANCEL from the peer stops a sender the same way. */
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    memset(&w, 0, sizeof(w));
+    w.s = s;
+    w.data = data;
+    w.len = len;
+    w.chunk = len;
+    assert_int_equal(plat_thread_start(&t, writer_main, &w, NULL), 0);
+    h = hold_wait(&b, 1);
+    assert_int_equal(pmux_send(h.s, PROTO_CANCEL, NULL, 0, &e), 0);
+    plat_thread_join(t);
+    assert_int_equal(w.rc, ERR_CANCELLED);
+    assert_int_equal(pmux_recv(s, WAIT_MS, &f, &e), 0);
+    assert_int_equal(f->h.type, PROTO_CANCEL);
+    pmux_frame_free(s, f);
+    pmux_close(s);
+    side_free(&a);
+    side_free(&b);
+    free(data);
+}
+
+struct recv_arg {
+    struct pmux_stream *s;
+    int rc;
+    struct err e;
+};
+
+static void recv_main(void *arg)
+{
+    struct recv_arg *r = arg;
+    struct proto_frame *f = NULL;
+    r->rc = pmux_recv(r->s, UINT32_MAX, &f, &r->e);
+    pmux_frame_free(r->s, f);
+}
+
+static void test_shutdown_wakes_all(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s1, *s2;
+    struct plat_thread *t1, *t2;
+    struct recv_arg r;
+    struct writer_arg w;
+    struct err e = ERR_INIT;
+    size_t len = 1u << 20;
+    uint8_t *data = calloc(1, len);
+
+    start_default(&a, MODE_HOLD, &b, MODE_HOLD, 65536);
+    assert_int_equal(pmux_open(a.m, &s1, &e), 0);
+    assert_int_equal(pmux_open(a.m, &s2, &e), 0);
+    assert_int_equal(pmux_send(s1, PROTO_SHOT, "{\"width\":0}", 11, &e), 0);
+    assert_int_equal(pmux_send(s2, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    memset(&r, 0, sizeof(r));
+    r.s = s1;
+    memset(&w, 0, sizeof(w));
+    w.s = s2;
+    w.data = data;
+    w.len = len;
+    w.chunk = len;
+    assert_int_equal(plat_thread_start(&t1, recv_main, &r, NULL), 0);
+    assert_int_equal(plat_thread_start(&t2, writer_main, &w, NULL), 0);
+    hold_wait(&b, 1);
+    plat_sleep_ms(100); /* let both block (not required for correctness) */
+    pmux_shutdown(a.m);
+    pmux_shutdown(a.m); /* idempotent */
+    plat_thread_join(t1);
+    plat_thread_join(t2);
+    assert_int_equal(r.rc, ERR_IO);
+    assert_int_equal(w.rc, ERR_IO);
+    wait_until(&a.closes, 1);
+    assert_non_null(strstr(a.close_err.msg, "shut down"));
+    assert_false(pmux_alive(a.m));
+    assert_int_equal(pmux_send(s1, PROTO_END, NULL, 0, &e), ERR_IO);
+    pmux_close(s1);
+    pmux_close(s2);
+    side_free(&a);
+    side_free(&b);
+    assert_int_equal(atomic_load(&a.closes), 1);
+    free(data);
+}
+
+static void test_closed_ids_dropped(void **state)
+{
+    struct side a;
+    struct pchan *raw;
+    static uint8_t buf[PROTO_JSON_MAX];
+    struct proto_header h;
+
+    start_raw(&a, MODE_CLOSE_NOW, 65536, &raw);
+    /* A request the mux's handler closes at once: CANCEL comes back. */
+    raw_send(raw, PROTO_DL_OPEN, 2, "{\"path\":\"x\"}", 12);
+    h = raw_recv(raw, buf, sizeof(buf));
+    assert_int_equal(h.type, PROTO_CANCEL);
+    assert_int_equal(h.request_id, 2);
+    /* Late frames for id 2 (even a new request frame) and for ids the mux never opened are
+     * dropped: no second request, no answer, the channel stays up. */
+    raw_send(raw, PROTO_DATA, 2, "abc", 3);
+    raw_send(raw, PROTO_DL_OPEN, 2, "{\"path\":\"y\"}", 12);
+    raw_send(raw, PROTO_END, 2, NULL, 0);
+    raw_send(raw, PROTO_DATA, 1, "abc", 3); /* the mux's own id space, never opened */
+    raw_send(raw, PROTO_CREDIT, 3, "\x10\0\0\0", 4);
+    raw_send(raw, PROTO_CANCEL, 6, NULL, 0); /* opened and abandoned by the peer */
+    raw_send(raw, PROTO_PING, 8, NULL, 0);
+    h = raw_recv(raw, buf, sizeof(buf));
+    assert_int_equal(h.type, PROTO_PONG);
+    assert_int_equal(h.request_id, 8);
+    assert_int_equal(atomic_load(&a.requests), 1);
+    assert_true(pmux_alive(a.m));
+    /* Used ids stay dead: PING on 6 (used by the CANCEL above) gets no PONG; 10 does. */
+    raw_send(raw, PROTO_PING, 6, NULL, 0);
+    raw_send(raw, PROTO_PING, 10, NULL, 0);
+    h = raw_recv(raw, buf, sizeof(buf));
+    assert_int_equal(h.request_id, 10);
+    assert_int_equal(atomic_load(&a.closes), 0);
+    side_free(&a);
+    pchan_close(raw);
+}
+
+/* A raw peer that breaks the protocol after the handshake: the mux closes, on_close once,
+ * an open stream's waiters get ERR_IO. */
+static void expect_violation(void (*act)(struct pchan *raw), const char *why)
+{
+    struct side a;
+    struct pchan *raw;
+    struct pmux_stream *s;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+
+    start_raw(&a, MODE_HOLD, 65536, &raw);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    act(raw);
+    assert_int_equal(pmux_recv(s, WAIT_MS, &f, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, why));
+    wait_until(&a.closes, 1);
+    print_message("closed: %s\n", a.close_err.msg);
+    assert_non_null(strstr(a.close_err.msg, why));
+    assert_false(pmux_alive(a.m));
+    assert_int_equal(pmux_write_data(s, "x", 1, &e), ERR_IO);
+    pmux_close(s);
+    side_free(&a);
+    pchan_close(raw);
+    assert_int_equal(atomic_load(&a.closes), 1);
+}
+
+static void act_window(struct pchan *raw)
+{
+    static uint8_t chunk[16384];
+    raw_send(raw, PROTO_UPLOAD_BEGIN, 2, "{}", 2);
+    for (int i = 0; i < 5; i++) /* 80 KiB into a 64 KiB window */
+        raw_send(raw, PROTO_DATA, 2, chunk, sizeof(chunk));
+}
+
+static void act_bad_magic(struct pchan *raw)
+{
+    struct err e = ERR_INIT;
+    assert_int_equal(pchan_write_all(raw, "GARBAGEGARBAGE!!", 16, &e), 0);
+}
+
+static void act_oversized(struct pchan *raw)
+{
+    uint8_t h[PROTO_HEADER_SIZE];
+    struct err e = ERR_INIT;
+    proto_header_encode(h, PROTO_DATA, PROTO_DATA_MAX + 1, 2);
+    assert_int_equal(pchan_write_all(raw, h, sizeof(h), &e), 0);
+}
+
+static void act_huge_json(struct pchan *raw)
+{
+    uint8_t h[PROTO_HEADER_SIZE];
+    struct err e = ERR_INIT;
+    proto_header_encode(h, PROTO_DL_OPEN, 0xfffffff0u, 2);
+    assert_int_equal(pchan_write_all(raw, h, sizeof(h), &e), 0);
+}
+
+static void act_unknown_type(struct pchan *raw)
+{
+    raw_send(raw, 99, 2, NULL, 0);
+}
+
+#ifndef _WIN32
+static void act_short_header(struct pchan *raw)
+{
+    struct err e = ERR_INIT;
+    uint8_t h[PROTO_HEADER_SIZE];
+    proto_header_encode(h, PROTO_PING, 0, 2);
+    assert_int_equal(pchan_write_all(raw, h, 7, &e), 0);
+    pchan_shutdown(raw); /* POSIX: EOF at the peer now. Windows: at pchan_close. */
+}
+#endif
+
+static void act_bad_credit(struct pchan *raw)
+{
+    raw_send(raw, PROTO_CREDIT, 1, "\xff\xff\0\0", 4); /* credit for bytes never sent */
+}
+
+static void act_second_hello(struct pchan *raw)
+{
+    raw_send(raw, PROTO_HELLO, 0, "{}", 2);
+}
+
+static void act_tiny_frames(struct pchan *raw)
+{
+    uint8_t frame[PROTO_HEADER_SIZE + 1];
+
+    raw_send(raw, PROTO_UPLOAD_BEGIN, 2, "{}", 2);
+    proto_header_encode(frame, PROTO_DATA, 1, 2);
+    frame[PROTO_HEADER_SIZE] = 'x';
+    /* 4200 bytes: well inside the window, but too many frames; the mux hangs up part way */
+    for (int i = 0; i < 4200; i++)
+        if (pchan_write_all(raw, frame, sizeof(frame), NULL) < 0)
+            break;
+}
+
+static void test_violation_window(void **state)
+{
+    expect_violation(act_window, "beyond the window");
+}
+static void test_violation_bad_magic(void **state)
+{
+    expect_violation(act_bad_magic, "not a kasm-open-agent channel");
+}
+static void test_violation_oversized(void **state)
+{
+    expect_violation(act_oversized, "exceeds its limit");
+}
+static void test_violation_huge_json(void **state)
+{
+    expect_violation(act_huge_json, "exceeds its limit");
+}
+static void test_violation_unknown_type(void **state)
+{
+    expect_violation(act_unknown_type, "unknown frame type");
+}
+static void test_violation_bad_credit(void **state)
+{
+    expect_violation(act_bad_credit, "more than were sent");
+}
+static void test_violation_second_hello(void **state)
+{
+    expect_violation(act_second_hello, "second HELLO");
+}
+static void test_violation_tiny_frames(void **state)
+{
+    expect_violation(act_tiny_frames, "DATA frames on request");
+}
+
+static void test_short_read(void **state)
+{
+#ifdef _WIN32
+    UNIT_SKIP("pchan_shutdown on Windows does not signal EOF to the peer until it is closed; "
+              "covered by test_truncated_payload");
+#else
+    expect_violation(act_short_header, "closed the channel");
+#endif
+}
+
+static void test_truncated_payload(void **state)
+{
+    struct side a;
+    struct pchan *raw;
+    struct pmux_stream *s;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    uint8_t h[PROTO_HEADER_SIZE];
+
+    start_raw(&a, MODE_HOLD, 65536, &raw);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    proto_header_encode(h, PROTO_DL_OPEN, 100, 2);
+    assert_int_equal(pchan_write_all(raw, h, sizeof(h), &e), 0);
+    assert_int_equal(pchan_write_all(raw, "{\"path\":", 8, &e), 0);
+    pchan_close(raw); /* the peer dies mid-frame */
+    assert_int_equal(pmux_recv(s, WAIT_MS, &f, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, "closed the channel"));
+    wait_until(&a.closes, 1);
+    assert_int_equal(atomic_load(&a.requests), 0);
+    pmux_close(s);
+    side_free(&a);
+    assert_int_equal(atomic_load(&a.closes), 1);
+}
+
+static void test_max_streams(void **state)
+{
+    struct side a, b;
+    struct pmux_config ca, cb;
+    struct pmux_stream *s[4], *extra;
+    struct proto_frame *f;
+    struct proto_error pe;
+    struct err e = ERR_INIT;
+
+    side_init(&a, MODE_ECHO);
+    side_init(&b, MODE_HOLD);
+    side_config(&a, &ca, "service", 1);
+    side_config(&b, &cb, "helper", 0);
+    ca.max_streams = 4;
+    cb.max_streams = 2;
+    start_pair(&a, &ca, &b, &cb);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pmux_open(a.m, &s[i], &e), 0);
+        assert_int_equal(pmux_send(s[i], PROTO_SHOT, "{\"width\":0}", 11, &e), 0);
+    }
+    assert_int_equal(pmux_open(a.m, &extra, &e), ERR_BUSY);
+    for (int i = 2; i < 4; i++) {
+        assert_int_equal(pmux_recv(s[i], WAIT_MS, &f, &e), 0);
+        assert_int_equal(f->h.type, PROTO_ERROR);
+        assert_int_equal(proto_error_decode(f->payload, f->h.length, &pe, &e), 0);
+        assert_int_equal(pe.status, 503);
+        assert_non_null(strstr(pe.message, "too many"));
+        pmux_frame_free(s[i], f);
+    }
+    assert_int_equal(atomic_load(&b.requests), 2);
+    /* The held two get nothing; after closing one, a new request gets through. */
+    assert_int_equal(pmux_recv(s[0], 50, &f, &e), ERR_TIMEOUT);
+    for (int i = 0; i < 4; i++)
+        pmux_close(s[i]);
+    plat_mutex_lock(b.mu);
+    struct held h = b.held[0];
+    b.held[0] = b.held[--b.nheld];
+    plat_mutex_unlock(b.mu);
+    pmux_frame_free(h.s, h.first);
+    pmux_close(h.s);
+    assert_int_equal(pmux_open(a.m, &extra, &e), 0);
+    assert_int_equal(pmux_send(extra, PROTO_SHOT, "{\"width\":0}", 11, &e), 0);
+    hold_wait(&b, 1);
+    assert_int_equal(atomic_load(&b.requests), 3);
+    pmux_close(extra);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_no_handler(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s;
+    struct proto_frame *f;
+    struct proto_error pe;
+    struct err e = ERR_INIT;
+
+    start_default(&a, MODE_ECHO, &b, MODE_NONE, 0);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_DL_OPEN, "{\"path\":\"\"}", 11, &e), 0);
+    assert_int_equal(pmux_recv(s, WAIT_MS, &f, &e), 0);
+    assert_int_equal(f->h.type, PROTO_ERROR);
+    assert_int_equal(proto_error_decode(f->payload, f->h.length, &pe, &e), 0);
+    assert_int_equal(pe.status, 501);
+    pmux_frame_free(s, f);
+    pmux_close(s);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_ping_log_and_send_checks(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    static char big[PROTO_JSON_MAX + 1];
+
+    start_default(&a, MODE_ECHO, &b, MODE_ECHO, 0);
+    assert_int_equal(pmux_open(b.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_PING, NULL, 0, &e), 0);
+    assert_int_equal(pmux_recv(s, WAIT_MS, &f, &e), 0);
+    assert_int_equal(f->h.type, PROTO_PONG);
+    assert_int_equal(f->h.request_id, pmux_stream_id(s));
+    pmux_frame_free(s, f);
+    assert_int_equal(pmux_send(s, PROTO_DATA, "x", 1, &e), ERR_INVALID);
+    assert_int_equal(pmux_send(s, PROTO_CREDIT, "xxxx", 4, &e), ERR_INVALID);
+    assert_int_equal(pmux_send(s, PROTO_HELLO, "{}", 2, &e), ERR_INVALID);
+    assert_int_equal(pmux_send(s, 99, NULL, 0, &e), ERR_INVALID);
+    assert_int_equal(pmux_send(s, PROTO_END, "x", 1, &e), ERR_TOO_LARGE);
+    assert_int_equal(pmux_send(s, PROTO_DL_OPEN, big, sizeof(big), &e), ERR_TOO_LARGE);
+    assert_int_equal(pmux_send_error(s, 42, "bad status", &e), ERR_INVALID);
+    pmux_close(s);
+    pmux_log(b.m, "warning", "capture failed");
+    wait_until(&a.logs, 1);
+    assert_string_equal(a.last_log, "warning: capture failed");
+    pmux_log(b.m, "bogus", "dropped by the encoder");
+    echo_roundtrip(b.m, 5, 1);
+    assert_int_equal(atomic_load(&a.logs), 1);
+    side_free(&a);
+    side_free(&b);
+}
+
+/* ---- the channel itself ---- */
+
+struct pread_arg {
+    struct pchan *c;
+    int rc;
+    size_t got;
+};
+
+static void pread_main(void *arg)
+{
+    struct pread_arg *r = arg;
+    char buf[16];
+    r->rc = pchan_read(r->c, buf, sizeof(buf), &r->got, NULL);
+}
+
+static void test_pchan_basics(void **state)
+{
+    struct pchan *x, *y, *bad;
+    struct plat_thread *t;
+    struct pread_arg r;
+    struct err e = ERR_INIT;
+    char buf[8];
+    size_t big = 1u << 20, got = 1;
+    char *junk = calloc(1, big);
+
+    assert_int_equal(pchan_from_os(-1, &bad, &e), ERR_INVALID);
+    assert_int_equal(pchan_pair(&x, &y, &e), 0);
+    assert_true(pchan_os_handle(x) != pchan_os_handle(y));
+    assert_int_equal(pchan_write_all(x, "hello", 5, &e), 0);
+    assert_int_equal(pchan_read_full(y, buf, 5, &e), 0);
+    assert_memory_equal(buf, "hello", 5);
+    /* A read blocked in another thread returns 0 bytes at shutdown. */
+    memset(&r, 0, sizeof(r));
+    r.c = y;
+    r.got = 99;
+    assert_int_equal(plat_thread_start(&t, pread_main, &r, NULL), 0);
+    plat_sleep_ms(100); /* let it block (not required for correctness) */
+    pchan_shutdown(y);
+    pchan_shutdown(y); /* idempotent */
+    plat_thread_join(t);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.got, 0);
+    assert_int_equal(pchan_write_all(y, "x", 1, &e), ERR_IO);
+    assert_int_equal(pchan_read_full(y, buf, 1, &e), ERR_IO);
+    pchan_close(y);
+    /* The peer is gone: writes fail with ERR_IO (no SIGPIPE), reads see the end. */
+    assert_int_equal(pchan_write_all(x, junk, big, &e), ERR_IO);
+    assert_int_equal(pchan_read(x, buf, sizeof(buf), &got, &e), 0);
+    assert_int_equal(got, 0);
+    assert_int_equal(pchan_read_full(x, buf, 1, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, "closed"));
+    pchan_close(x);
+    pchan_close(NULL);
+    free(junk);
+}
+
+/* ---- bulk: constant memory ---- */
+
+static uint64_t peak_rss_kib(void)
+{
+#ifdef _WIN32
+    PROCESS_MEMORY_COUNTERS pmc;
+    memset(&pmc, 0, sizeof(pmc));
+    pmc.cb = sizeof(pmc);
+    if (!GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc)))
+        return 0;
+    return (uint64_t)pmc.PeakWorkingSetSize / 1024;
+#else
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_maxrss;
+#endif
+}
+
+struct bulk_arg {
+    struct pmux_stream *s;
+    uint64_t total;
+    int rc;
+    struct err e;
+};
+
+static void bulk_writer(void *arg)
+{
+    struct bulk_arg *b = arg;
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = malloc(CHUNK);
+    uint64_t off = 0;
+    uint32_t seed = 1;
+
+    b->rc = 0;
+    while (off < b->total) {
+        size_t n = b->total - off < CHUNK ? (size_t)(b->total - off) : CHUNK;
+        for (size_t i = 0; i < n; i += 4096) /* a cheap pattern: a counter per 4 KiB */
+            memset(buf + i, (int)(seed++ & 0xff), n - i < 4096 ? n - i : 4096);
+        b->rc = pmux_write_data(b->s, buf, n, &b->e);
+        if (b->rc < 0)
+            break;
+        off += n;
+    }
+    if (b->rc == 0)
+        b->rc = pmux_send(b->s, PROTO_END, NULL, 0, &b->e);
+    free(buf);
+}
+
+static void test_bulk_constant_memory(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s;
+    struct plat_thread *t;
+    struct bulk_arg ba;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    const char *env = getenv("KASM_PMUX_BULK_MB");
+    uint64_t total = 4ull << 30;
+    uint64_t got = 0, before, after;
+    uint32_t seed = 1;
+    size_t pos_in_block = 0;
+
+    if (env && atoi(env) > 0)
+        total = (uint64_t)atoi(env) << 20;
+    start_default(&a, MODE_ECHO, &b, MODE_HOLD, 0); /* default 1 MiB window */
+    before = peak_rss_kib();
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    memset(&ba, 0, sizeof(ba));
+    ba.s = s;
+    ba.total = total;
+    assert_int_equal(plat_thread_start(&t, bulk_writer, &ba, NULL), 0);
+    struct held h = hold_wait(&b, 0);
+    for (;;) {
+        if (pmux_recv(h.s, WAIT_MS, &f, &e) < 0)
+            fail_msg("bulk recv after %llu bytes: %s", (unsigned long long)got, e.msg);
+        if (f->h.type == PROTO_END) {
+            pmux_frame_free(h.s, f);
+            break;
+        }
+        assert_int_equal(f->h.type, PROTO_DATA);
+        /* Check the pattern at every 4 KiB block start and the last byte of the frame. */
+        for (uint32_t i = 0; i < f->h.length;) {
+            size_t run = 4096 - pos_in_block;
+            if (run > f->h.length - i)
+                run = f->h.length - i;
+            if (f->payload[i] != (uint8_t)(seed & 0xff) ||
+                f->payload[i + run - 1] != (uint8_t)(seed & 0xff))
+                fail_msg("bulk data corrupt at byte %llu", (unsigned long long)(got + i));
+            i += (uint32_t)run;
+            pos_in_block += run;
+            if (pos_in_block == 4096) {
+                pos_in_block = 0;
+                seed++;
+            }
+        }
+        got += f->h.length;
+        pmux_frame_free(h.s, f);
+    }
+    plat_thread_join(t);
+    assert_int_equal(ba.rc, 0);
+    assert_int_equal(got, total);
+    after = peak_rss_kib();
+    print_message("bulk: %llu MiB moved, peak memory %llu KiB -> %llu KiB\n",
+                  (unsigned long long)(total >> 20), (unsigned long long)before,
+                  (unsigned long long)after);
+    if (before == 0 && after == 0)
+        UNIT_SKIP("peak memory is not available here");
+    assert_true(after - before < 64 * 1024);
+    pmux_close(s);
+    side_free(&a);
+    side_free(&b);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_handshake),
+        cmocka_unit_test(test_version_mismatch),
+        cmocka_unit_test(test_proto_version_mismatch),
+        cmocka_unit_test(test_hello_missing),
+        cmocka_unit_test(test_wait_ready_timeout),
+        cmocka_unit_test(test_requests_both_ways),
+        cmocka_unit_test(test_many_streams),
+        cmocka_unit_test(test_flow_control),
+        cmocka_unit_test(test_stall_timeout),
+        cmocka_unit_test(test_cancel_by_sender),
+        cmocka_unit_test(test_cancel_by_receiver),
+        cmocka_unit_test(test_shutdown_wakes_all),
+        cmocka_unit_test(test_closed_ids_dropped),
+        cmocka_unit_test(test_violation_window),
+        cmocka_unit_test(test_violation_bad_magic),
+        cmocka_unit_test(test_violation_oversized),
+        cmocka_unit_test(test_violation_huge_json),
+        cmocka_unit_test(test_violation_unknown_type),
+        cmocka_unit_test(test_violation_bad_credit),
+        cmocka_unit_test(test_violation_second_hello),
+        cmocka_unit_test(test_violation_tiny_frames),
+        cmocka_unit_test(test_short_read),
+        cmocka_unit_test(test_truncated_payload),
+        cmocka_unit_test(test_max_streams),
+        cmocka_unit_test(test_no_handler),
+        cmocka_unit_test(test_ping_log_and_send_checks),
+        cmocka_unit_test(test_pchan_basics),
+        cmocka_unit_test(test_bulk_constant_memory),
+    };
+    return UNIT_RUN("pmux", tests, NULL, NULL);
+}

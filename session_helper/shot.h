@@ -13,6 +13,15 @@
 
 #include "err.h"
 
+#define SHOT_MIN_WIDTH 16
+#define SHOT_MAX_WIDTH 3840
+
+/* ERR_INVALID unless SHOT_MIN_WIDTH <= width <= SHOT_MAX_WIDTH. */
+int shot_check_width(int width, struct err *e);
+/* The size rule: a width >= the screen's keeps the screen's size; otherwise
+ * height = floor(screen_h * width / screen_w), at least 1. */
+void shot_fit(int screen_w, int screen_h, int width, int *out_w, int *out_h);
+
 struct shot_png {
     int width, height; /* of the encoded image */
     unsigned char *data;

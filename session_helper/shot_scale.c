@@ -32,6 +32,22 @@ static int64_t shot_overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1)
     return hi > lo ? hi - lo : 0;
 }
 
+int shot_check_width(int width, struct err *e)
+{
+    if (width < SHOT_MIN_WIDTH || width > SHOT_MAX_WIDTH)
+        return err_set(e, ERR_INVALID, "screenshot width %d is out of range (%d..%d)", width,
+                       SHOT_MIN_WIDTH, SHOT_MAX_WIDTH);
+    return 0;
+}
+
+void shot_fit(int screen_w, int screen_h, int width, int *out_w, int *out_h)
+{
+    const int64_t w = width < screen_w ? width : screen_w;
+    const int64_t h = (int64_t)screen_h * w / screen_w;
+    *out_w = (int)w;
+    *out_h = h < 1 ? 1 : (int)h;
+}
+
 int shot_scale(const struct shot_rgb *src, int dst_width, struct shot_rgb *dst, struct err *e)
 {
     uint64_t *acc = NULL;   /* per destination column: r, g, b sums of the current row */
@@ -46,12 +62,9 @@ int shot_scale(const struct shot_rgb *src, int dst_width, struct shot_rgb *dst, 
     memset(dst, 0, sizeof(*dst));
 
     const int64_t sw = src->width, sh = src->height;
-    int64_t dw = dst_width;
-    if (dw > sw)
-        dw = sw;
-    int64_t dh = sh * dw / sw;
-    if (dh < 1)
-        dh = 1;
+    int fw, fh;
+    shot_fit(src->width, src->height, dst_width, &fw, &fh);
+    const int64_t dw = fw, dh = fh;
 
     dst->px = malloc((size_t)dw * (size_t)dh * sizeof(uint32_t));
     acc = calloc((size_t)dw * 3, sizeof(uint64_t));

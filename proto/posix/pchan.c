@@ -12,10 +12,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define PCHAN_SOCKET_BUFFER (1024 * 1024) /* bytes, each way */
+
 struct pchan {
     int fd;
     atomic_int shut;
 };
+
+/*
+ * Room for a full window of DATA in the socket: with the default (~200 KiB) a 256 KiB frame
+ * blocks its writer until the reader drains it, and bulk transfers run at a fraction of the
+ * disk's speed. Best effort: the kernel caps it at net.core.wmem_max / rmem_max, and a
+ * descriptor that is not a socket (tests) ignores it.
+ */
+static void pchan_tune(int fd)
+{
+    int size = PCHAN_SOCKET_BUFFER;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
 
 int pchan_from_os(intptr_t os_handle, struct pchan **out, struct err *e)
 {
@@ -31,6 +46,7 @@ int pchan_from_os(intptr_t os_handle, struct pchan **out, struct err *e)
     }
     c->fd = (int)os_handle;
     atomic_init(&c->shut, 0);
+    pchan_tune(c->fd);
     *out = c;
     return 0;
 }
@@ -79,22 +95,6 @@ int pchan_read(struct pchan *c, void *buf, size_t cap, size_t *got, struct err *
     if (atomic_load(&c->shut))
         return 0;
     *got = (size_t)n;
-    return 0;
-}
-
-int pchan_read_full(struct pchan *c, void *buf, size_t len, struct err *e)
-{
-    size_t done = 0, got;
-    int rc;
-
-    while (done < len) {
-        rc = pchan_read(c, (char *)buf + done, len - done, &got, e);
-        if (rc < 0)
-            return rc;
-        if (got == 0)
-            return err_set(e, ERR_IO, "the peer closed the channel");
-        done += got;
-    }
     return 0;
 }
 

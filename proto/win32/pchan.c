@@ -112,22 +112,6 @@ int pchan_read(struct pchan *c, void *buf, size_t cap, size_t *got, struct err *
     return 0;
 }
 
-int pchan_read_full(struct pchan *c, void *buf, size_t len, struct err *e)
-{
-    size_t done = 0, got;
-    int rc;
-
-    while (done < len) {
-        rc = pchan_read(c, (char *)buf + done, len - done, &got, e);
-        if (rc < 0)
-            return rc;
-        if (got == 0)
-            return err_set(e, ERR_IO, "the peer closed the channel");
-        done += got;
-    }
-    return 0;
-}
-
 int pchan_write_all(struct pchan *c, const void *buf, size_t len, struct err *e)
 {
     const char *p = buf;

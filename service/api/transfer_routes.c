@@ -173,13 +173,21 @@ static int upload_helper(struct mg_connection *conn, const struct sesm_lease *l,
         return http_reply_error(conn, status, e.msg);
     }
     while (want < 0 || got < want) {
-        if ((n = mg_read(conn, buf, XFER_PIECE)) <= 0)
-            break;
-        got += n;
-        if (hcl_upload_feed(u, buf, (size_t)n, &e) != 0) {
+        /* fill the piece (mg_read gives at most one TLS record, 16 KiB): fewer, larger
+         * DATA frames to the helper */
+        size_t have = 0;
+        while (have < XFER_PIECE && (want < 0 || got + (long long)have < want)) {
+            if ((n = mg_read(conn, buf + have, XFER_PIECE - have)) <= 0)
+                break;
+            have += (size_t)n;
+        }
+        got += (long long)have;
+        if (have && hcl_upload_feed(u, buf, have, &e) != 0) {
             stopped = 1; /* answered early, or the helper is gone: finish says which */
             break;
         }
+        if (n <= 0)
+            break;
     }
     if (!stopped && (n < 0 || (want >= 0 && got < want))) {
         hcl_upload_abort(u); /* CANCEL: the helper deletes the partial data */

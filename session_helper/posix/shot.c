@@ -15,9 +15,6 @@
 
 #include "shot.h"
 
-#define SHOT_MIN_WIDTH 16
-#define SHOT_MAX_WIDTH 3840
-
 int shot_encode_png(const struct shot_rgb *img, struct shot_png *out, struct err *e)
 {
     png_image pi;
@@ -168,9 +165,10 @@ int shot_capture_png(int width, struct shot_png *out, struct err *e)
 
     if (out)
         memset(out, 0, sizeof(*out));
-    if (!out || width < SHOT_MIN_WIDTH || width > SHOT_MAX_WIDTH)
-        return err_set(e, ERR_INVALID, "screenshot width %d is out of range (%d..%d)", width,
-                       SHOT_MIN_WIDTH, SHOT_MAX_WIDTH);
+    if (!out)
+        return err_set(e, ERR_INVALID, "screenshot: no output");
+    if ((rc = shot_check_width(width, e)) < 0)
+        return rc;
 
     const char *name = getenv("DISPLAY");
     if (!name || !*name)

@@ -18,9 +18,6 @@
 
 #include "shot.h"
 
-#define SHOT_MIN_WIDTH 16
-#define SHOT_MAX_WIDTH 3840
-
 /* Encodes rows of 24-bit BGR (stride bytes apart) as a PNG into out. */
 static int shot_wic_png(const unsigned char *bgr, int w, int h, UINT stride, struct shot_png *out,
                         struct err *e)
@@ -194,19 +191,18 @@ int shot_capture_png(int width, struct shot_png *out, struct err *e)
 
     if (out)
         memset(out, 0, sizeof(*out));
-    if (!out || width < SHOT_MIN_WIDTH || width > SHOT_MAX_WIDTH)
-        return err_set(e, ERR_INVALID, "screenshot width %d is out of range (%d..%d)", width,
-                       SHOT_MIN_WIDTH, SHOT_MAX_WIDTH);
+    if (!out)
+        return err_set(e, ERR_INVALID, "screenshot: no output");
+    if ((rc = shot_check_width(width, e)) < 0)
+        return rc;
     InitOnceExecuteOnce(&dpi_once, shot_dpi_once, NULL, NULL);
 
     const int vx = GetSystemMetrics(SM_XVIRTUALSCREEN), vy = GetSystemMetrics(SM_YVIRTUALSCREEN);
     const int vw = GetSystemMetrics(SM_CXVIRTUALSCREEN), vh = GetSystemMetrics(SM_CYVIRTUALSCREEN);
     if (vw < 1 || vh < 1)
         return err_set(e, ERR_NOT_FOUND, "no display: this session has no interactive desktop");
-    const int dw = width < vw ? width : vw;
-    int dh = (int)((long long)vh * dw / vw);
-    if (dh < 1)
-        dh = 1;
+    int dw, dh;
+    shot_fit(vw, vh, width, &dw, &dh);
 
     screen = GetDC(NULL);
     if (!screen) {

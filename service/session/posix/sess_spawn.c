@@ -127,6 +127,24 @@ static int sess_env_passed(const char *kv)
     return 0;
 }
 
+/* Copies the service's environment into env (only_passed: just what sess_env_passed keeps,
+ * for a helper of another user); a variable already in env is replaced. */
+static int sess_env_copy(struct sess_env *env, int only_passed)
+{
+    for (char **ev = environ; ev && *ev; ev++) {
+        char *eq = strchr(*ev, '=');
+        char key[256];
+        int rc;
+        if ((only_passed && !sess_env_passed(*ev)) || !eq || (size_t)(eq - *ev) >= sizeof(key))
+            continue;
+        memcpy(key, *ev, (size_t)(eq - *ev));
+        key[eq - *ev] = '\0';
+        if ((rc = sess_env_add(env, key, eq + 1)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
                struct pchan **chan, struct err *e)
 {
@@ -198,29 +216,10 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
             sess_env_add(&env, "LOGNAME", pw.pw_name) < 0 ||
             sess_env_add(&env, "SHELL", pw.pw_shell && *pw.pw_shell ? pw.pw_shell : "/bin/sh") < 0)
             goto env_fail;
-        for (char **ev = environ; ev && *ev; ev++) {
-            if (!sess_env_passed(*ev))
-                continue;
-            char *eq = strchr(*ev, '=');
-            char key[256];
-            if (!eq || (size_t)(eq - *ev) >= sizeof(key))
-                continue;
-            memcpy(key, *ev, (size_t)(eq - *ev));
-            key[eq - *ev] = '\0';
-            if (sess_env_add(&env, key, eq + 1) < 0)
-                goto env_fail;
-        }
-    } else {
-        for (char **ev = environ; ev && *ev; ev++) {
-            char *eq = strchr(*ev, '=');
-            char key[256];
-            if (!eq || (size_t)(eq - *ev) >= sizeof(key))
-                continue;
-            memcpy(key, *ev, (size_t)(eq - *ev));
-            key[eq - *ev] = '\0';
-            if (sess_env_add(&env, key, eq + 1) < 0)
-                goto env_fail;
-        }
+        if (sess_env_copy(&env, 1) < 0)
+            goto env_fail;
+    } else if (sess_env_copy(&env, 0) < 0) {
+        goto env_fail;
     }
     if (s->display[0] && sess_env_add(&env, "DISPLAY", s->display) < 0)
         goto env_fail;

@@ -8,10 +8,11 @@
 # The Wine prefix (WINEPREFIX) is DIR, else $KASM_WINEPREFIX, else <build dir>/wineprefix (the
 # nearest parent of PROGRAM holding CMakeCache.txt). It is created with `wineboot -i` on first
 # use under a lock, because ctest may start several tests at once. The mingw preset's ctest
-# fixture `wine_prefix` (tests/windows/CMakeLists.txt) runs --reset before and --shutdown after the tests, so every
-# test run starts from a fresh prefix. No X display is used (DISPLAY is unset) unless
-# KASM_WINE_DISPLAY names one, e.g. an Xvfb server; Wine's debug output is off
-# (WINEDEBUG=-all) and the Mono/Gecko installers are disabled.
+# fixture `wine_prefix` (tests/windows/CMakeLists.txt) runs --reset before and --shutdown after
+# the tests, so every test run starts from a fresh prefix, with one wineserver kept up
+# between. No X display is used (DISPLAY is unset) unless KASM_WINE_DISPLAY names one, e.g. an
+# Xvfb server; Wine's debug output is off (WINEDEBUG=-all) and the Mono/Gecko installers are
+# disabled.
 set -euo pipefail
 
 die() { echo "wine-run: $*" >&2; exit 125; }
@@ -25,7 +26,7 @@ fi
 [[ $# -ge 1 ]] || die "usage: wine-run.sh [--prefix DIR] PROGRAM.exe [ARGS...] | --reset | --shutdown"
 
 if [[ -z "$prefix" ]]; then
-    d="$(cd "$(dirname "$1")" 2>/dev/null && pwd || pwd)"
+    d="$(cd "$(dirname -- "$1")" 2>/dev/null && pwd || pwd)"
     while [[ "$d" != "/" && ! -f "$d/CMakeCache.txt" ]]; do d="$(dirname "$d")"; done
     if [[ -f "$d/CMakeCache.txt" ]]; then
         prefix="$d/wineprefix"
@@ -82,6 +83,9 @@ case "$1" in
     flock 9
     rm -f "$prefix/.kasm-ready"
     ensure_prefix
+    # Keep the wineserver up until --shutdown: by default it exits a few seconds after its
+    # last client, and a test starting at that moment fails with "Connection reset by peer".
+    wineserver -p >/dev/null 2>&1 || true
     exit 0
     ;;
 --shutdown)

@@ -32,7 +32,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage:\n"
-            "  " PROG " --channel HANDLE --session-id ID [--debug] [--downloads DIR]\n"
+            "  " PROG " --channel HANDLE --session-id ID [--debug] [--max-uploads N]\n"
+            "                 [--downloads DIR]\n"
             "  " PROG " --version | --help\n"
             "\n"
             "The session helper of the Kasm open agent %s. The agent service starts one for\n"
@@ -48,6 +49,8 @@ static void usage(FILE *out)
             "  --channel HANDLE  The inherited channel to the service (given by the service).\n"
             "  --session-id ID   The terminal session this helper serves (given by the service).\n"
             "  --debug           Log debug lines, and also print the log on stderr.\n"
+            "  --max-uploads N   Upload chunks received at once (the service's\n"
+            "                    max_concurrent_uploads); more are answered 503.\n"
             "  --downloads DIR   Use DIR instead of the user's Downloads folder (tests).\n"
             "  --version         Print the version and exit.\n"
             "  --help            Print this help and exit.\n"
@@ -74,9 +77,9 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    const char *channel = NULL, *session = NULL, *downloads_opt = NULL;
+    const char *channel = NULL, *session = NULL, *downloads_opt = NULL, *max_uploads_opt = NULL;
     char downloads[4096], user[PROTO_NAME_MAX];
-    unsigned long long handle = 0, sid = 0;
+    unsigned long long handle = 0, sid = 0, max_uploads = 0;
     struct hlp_options opt;
     struct log_options lo;
     struct pchan *ch = NULL;
@@ -105,6 +108,10 @@ int main(int argc, char **argv)
             session = argv[++i];
             continue;
         }
+        if (strcmp(argv[i], "--max-uploads") == 0 && i + 1 < argc) {
+            max_uploads_opt = argv[++i];
+            continue;
+        }
         if (strcmp(argv[i], "--downloads") == 0 && i + 1 < argc) {
             downloads_opt = argv[++i];
             continue;
@@ -123,6 +130,11 @@ int main(int argc, char **argv)
     if (parse_uint(channel, (unsigned long long)INTPTR_MAX, &handle) < 0) {
         fprintf(stderr, "%s: --channel %s: expected the handle number the service passes\n", PROG,
                 channel);
+        return 2;
+    }
+    if (max_uploads_opt && (parse_uint(max_uploads_opt, 1024, &max_uploads) < 0 || !max_uploads)) {
+        fprintf(stderr, "%s: --max-uploads %s: expected a number from 1 to 1024\n", PROG,
+                max_uploads_opt);
         return 2;
     }
     if (session && parse_uint(session, UINT32_MAX, &sid) < 0) {
@@ -160,6 +172,7 @@ int main(int argc, char **argv)
     opt.session_id = (uint32_t)sid;
     opt.user = user;
     opt.forward_logs = 1;
+    opt.max_uploads = (unsigned)max_uploads;
     rc = hlp_serve(ch, &opt, &e);
     if (rc < 0)
         fprintf(stderr, "%s: %s\n", PROG, e.msg);

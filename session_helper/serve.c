@@ -498,6 +498,7 @@ int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e)
 {
     struct hlp_server *srv = calloc(1, sizeof(*srv));
     struct pmux_config cfg;
+    struct upl_config ucfg;
     struct proto_hello peer;
     struct err root_err = ERR_INIT;
     int rc, hooked = 0;
@@ -513,8 +514,10 @@ int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e)
         rc = err_set(e, ERR_NOMEM, "out of memory starting the session helper");
         goto out;
     }
+    memset(&ucfg, 0, sizeof(ucfg));
+    ucfg.max_in_flight = opt->max_uploads;
     if ((rc = plat_mutex_create(&srv->lock, e)) < 0 || (rc = plat_cond_create(&srv->cond, e)) < 0 ||
-        (rc = upl_registry_create(NULL, &srv->uploads, e)) < 0) {
+        (rc = upl_registry_create(&ucfg, &srv->uploads, e)) < 0) {
         pchan_close(ch);
         goto out;
     }

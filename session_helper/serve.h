@@ -31,6 +31,8 @@ struct hlp_options {
     uint32_t session_id;         /* sent in our HELLO */
     const char *user;            /* sent in our HELLO (account name) */
     unsigned max_workers;        /* requests served at once; 0: HLP_WORKERS_DEFAULT */
+    unsigned max_uploads;        /* upload chunks received at once (upl_config.max_in_flight);
+                                    0: the engine's default */
     uint32_t ready_timeout_ms;   /* wait for the service's HELLO; 0: 30000 */
     int forward_logs;            /* 1: log records go to the service as LOG frames */
 };

@@ -44,13 +44,14 @@ struct sesm_inst {
     struct sess_proc *proc;
     uint32_t session_id;
     char user[256];
-    unsigned refs;          /* the slot's reference + one per lease (m->lock) */
-    int ready;              /* HELLO received (m->lock) */
-    int closed;             /* on_close was called (m->lock) */
-    int exited;             /* the process was reaped (monitor) */
-    uint64_t started_ms;    /* plat_monotonic_ms() at spawn */
-    uint64_t kill_at_ms;    /* retired: kill the process at this time if still running */
-    struct sesm_inst *next; /* in m->retired */
+    unsigned refs;               /* the slot's reference + one per lease (m->lock) */
+    int ready;                   /* HELLO received (m->lock) */
+    int closed;                  /* on_close was called (m->lock) */
+    char close_why[ERR_MSG_MAX]; /* ... and why (m->lock) */
+    int exited;                  /* the process was reaped (monitor) */
+    uint64_t started_ms;         /* plat_monotonic_ms() at spawn */
+    uint64_t kill_at_ms;         /* retired: kill the process at this time if still running */
+    struct sesm_inst *next;      /* in m->retired */
 };
 
 struct sesm_slot {
@@ -160,6 +161,8 @@ static void sesm_on_close(void *ctx, const struct err *why)
               why && why->msg[0] ? why->msg : "end of channel");
     plat_mutex_lock(m->lock);
     inst->closed = 1;
+    snprintf(inst->close_why, sizeof(inst->close_why), "%s",
+             why && why->msg[0] ? why->msg : "end of channel");
     plat_cond_signal(m->wake);
     plat_mutex_unlock(m->lock);
 }
@@ -393,17 +396,20 @@ static uint32_t sesm_pass(struct sesm *m)
         int code = 0, closed;
 
         if (inst) {
-            char why[96];
+            char why[ERR_MSG_MAX + 64], chan[ERR_MSG_MAX + 32] = "";
             plat_mutex_lock(m->lock);
             closed = inst->closed;
+            if (closed) /* why the channel ended says more than the exit that follows it */
+                snprintf(chan, sizeof(chan), "closed its channel (%s)", inst->close_why);
             plat_mutex_unlock(m->lock);
             if (sess_proc_wait(inst->proc, 0, &code) == 1) {
                 inst->exited = 1;
-                snprintf(why, sizeof(why), "pid %lu exited with code %d", sess_proc_pid(inst->proc),
-                         code);
+                snprintf(why, sizeof(why), "pid %lu exited with code %d%s%s",
+                         sess_proc_pid(inst->proc), code, chan[0] ? "; it had " : "", chan);
                 sesm_helper_ended(m, s, why, 0);
             } else if (closed) {
-                sesm_helper_ended(m, s, "closed its channel", 1);
+                snprintf(why, sizeof(why), "%s", chan);
+                sesm_helper_ended(m, s, why, 1);
             } else if (s->state == SESM_STARTING) {
                 struct proto_hello peer;
                 err_clear(&e);

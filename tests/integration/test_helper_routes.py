@@ -143,7 +143,7 @@ class HelperRoutesTest(unittest.TestCase):
         cls.agents = []
         # single-user (multi_user false): unknown users fall back to the console session
         cls.single = start_agent(cls.tmp, "single", cls.jwt_key, cls.sessions,
-                                 "multi_user: false\n")
+                                 "multi_user: false\nmax_concurrent_uploads: 3\n")
         cls.agents.append(cls.single)
         wait_ready(cls.single, 2)
 
@@ -181,6 +181,19 @@ class HelperRoutesTest(unittest.TestCase):
         if ROOT:  # two users: each token reached its own user's helper only
             self.assertFalse(os.path.exists(os.path.join(self.users.downloads(1), "three-0.bin")))
             self.assertFalse(os.path.exists(os.path.join(self.users.downloads(0), "three-1.bin")))
+
+    def test_upload_cap_reaches_the_helpers(self):
+        # max_concurrent_uploads is the helper's cap now: it must be on their command line
+        pids = {m.group(3) for m in READY_RE.finditer(self.single.log())}
+        self.assertTrue(pids)
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except FileNotFoundError:
+                continue  # restarted since; the new one is checked by its own line
+            self.assertIn(b"--max-uploads", args)
+            self.assertEqual(args[args.index(b"--max-uploads") + 1], b"3")
 
     def test_upload_errors_come_from_the_helper(self):
         data = b"x" * 1000

@@ -7,7 +7,8 @@ session's user, with the user's uid, gid and groups - two throwaway users are cr
 useradd and removed afterwards; not as root: the same user twice) and its HELLO and LOG line
 reach the agent log; a killed helper is restarted after the throttle delay and the restart is
 logged; rapid repeated crashes make the delays grow; removing a line stops that helper; the
-agent's stop leaves no helper behind.
+agent's stop leaves no helper behind; each helper holds only stdio and its own channel (a
+socket whose peer is in the agent), no other descriptor of the agent.
 
 Usage: test_sessions_spawn.py --bin-dir DIR
 Exit status 0 when every check passes; each check prints "ok" or "FAIL" with the reason.
@@ -62,6 +63,51 @@ def proc_cmdline(pid):
             return f.read().split(b"\0")
     except FileNotFoundError:
         return []
+
+
+def fd_targets(pid):
+    """{fd: readlink target} of a process's open descriptors."""
+    out = {}
+    d = f"/proc/{pid}/fd"
+    for name in os.listdir(d):
+        try:
+            out[int(name)] = os.readlink(os.path.join(d, name))
+        except FileNotFoundError:
+            pass  # closed while listing
+    return out
+
+
+def socket_inode(target):
+    m = re.fullmatch(r"socket:\[(\d+)\]", target)
+    return int(m.group(1)) if m else None
+
+
+def unix_stream_inodes():
+    """Inodes of the AF_UNIX stream sockets in /proc/net/unix."""
+    out = set()
+    with open("/proc/net/unix", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if len(cols) >= 7 and cols[4] == "0001":  # SOCK_STREAM
+                out.add(int(cols[6]))
+    return out
+
+
+def unix_peers():
+    """{inode: peer inode} of connected AF_UNIX sockets (ss -x), or None without ss."""
+    try:
+        res = subprocess.run(["ss", "-xan"], capture_output=True, text=True, timeout=TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if res.returncode != 0:
+        return None
+    out = {}
+    for line in res.stdout.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 8 and cols[-1].isdigit() and cols[-3].isdigit():
+            out[int(cols[-3])] = int(cols[-1])
+    return out
 
 
 class Checks:
@@ -176,6 +222,46 @@ class Checks:
         check("helper[session 1]: " in text, "no LOG line from the helper of session 1")
         check(f"HELLO: role helper" in text, "the helper's HELLO is not logged")
 
+    def test_helper_fds_are_only_the_channel(self):
+        """Each helper holds stdin/stdout/stderr and ONE socket, the channel, whose peer is
+        in the agent: nothing else of the agent (log file, TLS listener, the other helper's
+        channel) leaked into it (DESIGN.md, Security rules: socketpair, nothing else)."""
+        agent = fd_targets(self.agent.pid)
+        agent_socks = {socket_inode(v) for v in agent.values()} - {None}
+        check(any(v == os.path.realpath(self.log) for v in agent.values()),
+              "the agent has no log file open")
+        check(len(agent_socks) >= 3, f"the agent has {len(agent_socks)} sockets, want the "
+              "TLS listener and two channels at least")
+        streams = unix_stream_inodes()
+        peers = unix_peers()
+        channels = []
+        for sid in (1, 2):
+            pid = self.ready_pids(sid)[-1]
+            fds = fd_targets(pid)
+            for n in (0, 1, 2):
+                check(n in fds and fds[n] in (agent.get(n), "/dev/null"),
+                      f"helper {pid}: fd {n} is {fds.get(n)!r}, want the agent's "
+                      f"{agent.get(n)!r} or /dev/null")
+            extra = {n: v for n, v in fds.items() if n > 2}
+            check(len(extra) == 1, f"helper {pid} of session {sid} has descriptors {extra}, "
+                  "want only its channel (something of the agent leaked into it)")
+            (n, target), = extra.items()
+            ino = socket_inode(target)
+            check(ino is not None, f"helper {pid}: fd {n} is {target!r}, not a socket")
+            check(ino not in agent_socks, f"helper {pid}: fd {n} is one of the agent's own "
+                  f"sockets ({target})")
+            check(ino in streams, f"helper {pid}: {target} is not an AF_UNIX stream socket")
+            cmd = proc_cmdline(pid)
+            check(cmd[cmd.index(b"--channel") + 1] == str(n).encode(),
+                  f"helper {pid}: --channel is not its fd {n}")
+            if peers is not None:
+                check(peers.get(ino) in agent_socks, f"helper {pid}: the peer of its channel "
+                      f"({peers.get(ino)}) is not a socket of the agent {sorted(agent_socks)}")
+            channels.append(ino)
+        check(channels[0] != channels[1], "the two helpers share a channel")
+        if peers is None:
+            print("note: no `ss`: the channel's peer was not checked")
+
     def test_kill_restarts_with_growing_delay(self):
         pid = self.wait_ready(1, 1)
         os.kill(pid, signal.SIGKILL)
@@ -240,7 +326,8 @@ def main():
     c = Checks(args.bin_dir)
     failed = 0
     try:
-        for name in ("test_spawn_as_user", "test_kill_restarts_with_growing_delay",
+        for name in ("test_spawn_as_user", "test_helper_fds_are_only_the_channel",
+                     "test_kill_restarts_with_growing_delay",
                      "test_logoff_stops_helper", "test_stop_leaves_no_helper"):
             try:
                 getattr(c, name)()

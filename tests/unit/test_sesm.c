@@ -3,7 +3,8 @@
  * throttle arithmetic, user matching, and (POSIX) the whole manager against a fake helper:
  * this program re-runs itself with --channel and then speaks HELLO (role "helper") like
  * session_helper does, or misbehaves as KASM_TEST_FAKE_HELPER says (silent: no HELLO;
- * crash: exit at once).
+ * crash: exit at once). Windows (Wine): the manager on the WTS session, and the helper's
+ * private pipe as sess_spawn() makes it (DACL, random name, one instance, inheritance).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,11 @@
 
 #ifdef _WIN32
 #include <windows.h>
+
+#include <aclapi.h>
+#include <sddl.h>
+#include <wchar.h>
+#include <wtsapi32.h>
 #else
 #include <errno.h>
 #include <pwd.h>
@@ -507,6 +513,288 @@ static void test_manager_wts_session(void **state)
 #endif
 }
 
+/* ---- the helper's private pipe (Windows): DACL, name, instances, inheritance ---- */
+
+#ifdef _WIN32
+/* The token user's SID of session id as sess_spawn gets it (WTSQueryUserToken; not as
+ * SYSTEM: our own token). A TOKEN_USER buffer to free(), or NULL. */
+static TOKEN_USER *pipe_session_user(uint32_t id)
+{
+    HANDLE token = NULL;
+    TOKEN_USER *tu = NULL;
+    DWORD len = 0;
+
+    if (!WTSQueryUserToken(id, &token) &&
+        !OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
+        return NULL;
+    GetTokenInformation(token, TokenUser, NULL, 0, &len);
+    if (len && (tu = malloc(len)) != NULL &&
+        !GetTokenInformation(token, TokenUser, tu, len, &len)) {
+        free(tu);
+        tu = NULL;
+    }
+    CloseHandle(token);
+    return tu;
+}
+
+/* (a): a protected DACL with exactly two allow ACEs, SYSTEM and user; no other SID. */
+static void pipe_check_dacl(HANDLE h, PSID user)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    PSID owner = NULL, system = NULL;
+    PACL dacl = NULL;
+    SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+    DWORD rev = 0, rc;
+    int saw_system = 0, saw_user = 0;
+
+    rc =
+        GetSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION | OWNER_SECURITY_INFORMATION,
+                        &owner, NULL, &dacl, NULL, &sd);
+    if (rc != ERROR_SUCCESS)
+        fail_msg("GetSecurityInfo on the helper's pipe: error %lu", (unsigned long)rc);
+    assert_true(ConvertStringSidToSidW(L"S-1-5-18", &system));
+    assert_true(GetSecurityDescriptorControl(sd, &ctl, &rev));
+    assert_true(ctl & SE_DACL_PRESENT);
+    assert_true(ctl & SE_DACL_PROTECTED);
+    assert_non_null(dacl); /* a NULL DACL would let everyone in */
+    assert_int_equal(dacl->AceCount, 2);
+    for (DWORD i = 0; i < dacl->AceCount; i++) {
+        ACE_HEADER *ace = NULL;
+        PSID sid;
+        assert_true(GetAce(dacl, i, (void **)&ace));
+        assert_int_equal(ace->AceType, ACCESS_ALLOWED_ACE_TYPE);
+        assert_false(ace->AceFlags & INHERITED_ACE);
+        sid = (PSID) & ((ACCESS_ALLOWED_ACE *)ace)->SidStart;
+        if (EqualSid(sid, system))
+            saw_system = 1;
+        else if (EqualSid(sid, user))
+            saw_user = 1;
+        else {
+            wchar_t *s = NULL;
+            ConvertSidToStringSidW(sid, &s);
+            fail_msg("the helper's pipe grants %ls (only SYSTEM and the user may be in it)",
+                     s ? s : L"?");
+        }
+    }
+    assert_true(saw_system);
+    assert_true(saw_user);
+    LocalFree(system);
+    LocalFree(sd);
+}
+
+typedef LONG(NTAPI *pipe_ntqo_fn)(HANDLE, int, void *, ULONG, ULONG *);
+
+/* The pipe's name below \Device\NamedPipe ("\kasm-helper-..."): FileNameInfo, else
+ * NtQueryObject(ObjectNameInformation). 0, or -1 when this Windows (Wine) answers neither. */
+static int pipe_name_of(HANDLE h, wchar_t *out, size_t cap)
+{
+    static const wchar_t dev[] = L"\\Device\\NamedPipe";
+    union {
+        FILE_NAME_INFO fni;
+        unsigned char raw[2048];
+    } u;
+    size_t n;
+    const wchar_t *s;
+
+    memset(&u, 0, sizeof(u));
+    if (GetFileInformationByHandleEx(h, FileNameInfo, &u, sizeof(u) - sizeof(wchar_t))) {
+        s = u.fni.FileName;
+        n = u.fni.FileNameLength / sizeof(wchar_t);
+        print_message("pipe name from FileNameInfo\n");
+    } else {
+        /* OBJECT_NAME_INFORMATION: a UNICODE_STRING followed by the text. */
+        pipe_ntqo_fn q = (pipe_ntqo_fn)(void (*)(void))GetProcAddress(
+            GetModuleHandleW(L"ntdll.dll"), "NtQueryObject");
+        ULONG got = 0;
+        struct {
+            USHORT len, max;
+            wchar_t *buf;
+        } *us = (void *)u.raw;
+        memset(&u, 0, sizeof(u));
+        if (!q || q(h, 1 /* ObjectNameInformation */, &u, sizeof(u), &got) < 0 || !us->buf)
+            return -1;
+        s = us->buf;
+        n = us->len / sizeof(wchar_t);
+        print_message("pipe name from NtQueryObject\n");
+    }
+    if (n >= wcslen(dev) && _wcsnicmp(s, dev, wcslen(dev)) == 0) {
+        s += wcslen(dev);
+        n -= wcslen(dev);
+    }
+    if (n + 1 > cap)
+        return -1;
+    memcpy(out, s, n * sizeof(wchar_t));
+    out[n] = 0;
+    return 0;
+}
+
+/* (b): "\kasm-helper-<session>-" and 32 lower-case hex digits, nothing after. */
+static void pipe_check_name(const wchar_t *name, uint32_t session)
+{
+    wchar_t prefix[64];
+    size_t k;
+
+    _snwprintf(prefix, 64, L"\\kasm-helper-%u-", (unsigned)session);
+    prefix[63] = 0;
+    k = wcslen(prefix);
+    if (wcsncmp(name, prefix, k) != 0 || wcslen(name) != k + 32)
+        fail_msg("the helper's pipe is named %ls, want %ls + 32 hex digits", name, prefix);
+    for (size_t i = k; i < k + 32; i++)
+        if (!((name[i] >= L'0' && name[i] <= L'9') || (name[i] >= L'a' && name[i] <= L'f')))
+            fail_msg("the helper's pipe name %ls has a non-hex character", name);
+}
+
+/* (c): nobody (not even SYSTEM or the user, who may create instances by the DACL) gets a
+ * second instance of the helper's pipe. */
+static void pipe_check_no_second_instance(const wchar_t *name)
+{
+    wchar_t path[300];
+    DWORD flags[2] = {PIPE_ACCESS_DUPLEX, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE};
+
+    _snwprintf(path, 300, L"\\\\.\\pipe%ls", name);
+    path[299] = 0;
+    for (int i = 0; i < 2; i++) {
+        HANDLE h2 = CreateNamedPipeW(path, flags[i], PIPE_TYPE_BYTE | PIPE_WAIT,
+                                     PIPE_UNLIMITED_INSTANCES, 4096, 4096, 0, NULL);
+        DWORD code = GetLastError();
+        if (h2 != INVALID_HANDLE_VALUE) {
+            CloseHandle(h2);
+            fail_msg("a second instance of %ls could be created (flags 0x%lx)", path,
+                     (unsigned long)flags[i]);
+        }
+        print_message("second instance of the helper's pipe refused: error %lu\n",
+                      (unsigned long)code);
+        assert_true(code == ERROR_PIPE_BUSY || code == ERROR_ACCESS_DENIED);
+    }
+}
+
+/* (d): one instance at most, we are the server end, and our end is not inheritable. */
+static void pipe_check_info(HANDLE h)
+{
+    DWORD flags = 0, out_sz = 0, in_sz = 0, max = 0, hflags = 0;
+
+    assert_true(GetNamedPipeInfo(h, &flags, &out_sz, &in_sz, &max));
+    assert_true(flags & PIPE_SERVER_END);
+    assert_int_equal(max, 1);
+    assert_true(GetHandleInformation(h, &hflags));
+    assert_false(hflags & HANDLE_FLAG_INHERIT);
+}
+
+typedef BOOL(WINAPI *pipe_cmp_fn)(HANDLE, HANDLE);
+
+/* The helper got only its end: an inheritable event of ours is not in it. 1 checked, 0 when
+ * this Windows cannot tell (no CompareObjectHandles). */
+static int pipe_check_not_inherited(DWORD helper_pid, HANDLE ours)
+{
+    pipe_cmp_fn cmp = (pipe_cmp_fn)(void (*)(void))GetProcAddress(
+        GetModuleHandleW(L"kernelbase.dll"), "CompareObjectHandles");
+    HANDLE hp, dup = NULL;
+    int checked = 0;
+
+    if (!cmp)
+        return 0;
+    hp = OpenProcess(PROCESS_DUP_HANDLE, FALSE, helper_pid);
+    if (!hp)
+        return 0;
+    /* Inherited handles keep their values: whatever the helper has at ours' value must be
+     * another object. */
+    print_message("helper inheritance checked with CompareObjectHandles\n");
+    if (DuplicateHandle(hp, ours, GetCurrentProcess(), &dup, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+        int same = cmp(dup, ours);
+        CloseHandle(dup);
+        if (same) {
+            CloseHandle(hp);
+            fail_msg("the helper inherited an unrelated handle of the service");
+        }
+    }
+    checked = 1;
+    CloseHandle(hp);
+    return checked;
+}
+
+/* One session to spawn in: WTS's first, else the console fallback of sess_enumerate. */
+static int pipe_session(struct sess_info *out)
+{
+    struct sesm_config cfg;
+    struct sess_info *s = NULL;
+    size_t n = 0;
+    int ok = 0;
+
+    memset(&cfg, 0, sizeof(cfg));
+    if (sess_enumerate(&cfg, &s, &n, NULL) == 0 && n > 0) {
+        *out = s[0];
+        ok = 1;
+    }
+    free(s);
+    return ok;
+}
+#endif
+
+/* Windows (Wine): sess_spawn() gives the helper a private pipe (DESIGN.md, Security rules):
+ * a protected DACL of SYSTEM + the session user only, a random name, one instance at most
+ * (a squatter cannot add one), our end not inheritable, and the helper inherits only its
+ * end. What only a real Windows host can show: docs/security.md, "Limits we know of". */
+static void test_spawn_private_pipe(void **state)
+{
+    (void)state;
+#ifndef _WIN32
+    UNIT_SKIP("named pipes are Windows only (POSIX: sessions_spawn checks the helper's fds)");
+#else
+    struct sesm_config cfg;
+    struct sess_info s;
+    struct sess_proc *proc[2] = {NULL, NULL};
+    struct pchan *chan[2] = {NULL, NULL};
+    struct err e = ERR_INIT;
+    wchar_t names[2][256];
+    TOKEN_USER *tu = NULL;
+    SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
+    HANDLE bait;
+    int named = 1, inherit_checked;
+
+    if (!pipe_session(&s)) {
+        UNIT_SKIP("no logged-on session (WTS lists none and there is no console session)");
+        return;
+    }
+    tu = pipe_session_user(s.id);
+    assert_non_null(tu);
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(plat_exe_dir(cfg.helper_path, sizeof(cfg.helper_path) - 32, NULL), 0);
+    strcat(cfg.helper_path, "\\test_sesm.exe");
+    bait = CreateEventW(&sa, TRUE, FALSE, NULL); /* inheritable: must not reach the helper */
+    assert_non_null(bait);
+    for (int i = 0; i < 2; i++) {
+        HANDLE h;
+        if (sess_spawn(&cfg, &s, &proc[i], &chan[i], &e) < 0)
+            fail_msg("sess_spawn: %s", e.msg);
+        h = (HANDLE)pchan_os_handle(chan[i]);
+        pipe_check_dacl(h, tu->User.Sid);
+        pipe_check_info(h);
+        if (pipe_name_of(h, names[i], 256) < 0) {
+            named = 0;
+            continue;
+        }
+        pipe_check_name(names[i], s.id);
+        pipe_check_no_second_instance(names[i]);
+    }
+    if (named)
+        assert_true(wcscmp(names[0], names[1]) != 0);
+    inherit_checked = pipe_check_not_inherited((DWORD)sess_proc_pid(proc[0]), bait);
+    for (int i = 0; i < 2; i++) {
+        sess_proc_kill(proc[i]);
+        sess_proc_free(proc[i]);
+        pchan_close(chan[i]);
+    }
+    CloseHandle(bait);
+    free(tu);
+    if (!named)
+        UNIT_SKIP("DACL and instance checks passed; this Windows tells no pipe's name "
+                  "(FileNameInfo, NtQueryObject): name and second-instance checks not run");
+    if (!inherit_checked)
+        UNIT_SKIP("DACL, name and instance checks passed; no CompareObjectHandles here: the "
+                  "handle-list inheritance check did not run");
+#endif
+}
+
 static void test_manager_hello_timeout_and_crash_throttle(void **state)
 {
     (void)state;
@@ -557,6 +845,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_manager_spawn_lease_restart_logoff),
         cmocka_unit_test(test_manager_hello_timeout_and_crash_throttle),
         cmocka_unit_test(test_manager_wts_session),
+        cmocka_unit_test(test_spawn_private_pipe),
     };
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--channel") == 0)

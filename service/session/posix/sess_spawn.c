@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -68,6 +69,35 @@ static const char *sess_stage_name(int stage)
     default:
         return "starting the helper program";
     }
+}
+
+/* Closes descriptors first..last (the child: a system call, or close() one by one where the
+ * kernel has no close_range). */
+static void sess_child_close_range(unsigned first, unsigned last)
+{
+    if (first > last)
+        return;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, first, last, 0) == 0)
+        return;
+#endif
+    for (unsigned fd = first; fd <= last && fd < 65536; fd++)
+        close((int)fd);
+}
+
+/*
+ * Leaves the child only stdin/stdout/stderr, the channel and the error pipe (close-on-exec):
+ * whatever else the agent has open - a key file OpenSSL opened without O_CLOEXEC, a socket a
+ * library made, another helper's channel being created on another thread - must not reach
+ * a process of the user's.
+ */
+static void sess_child_close_fds(int keep_a, int keep_b)
+{
+    unsigned lo = (unsigned)(keep_a < keep_b ? keep_a : keep_b);
+    unsigned hi = (unsigned)(keep_a < keep_b ? keep_b : keep_a);
+    sess_child_close_range(3, lo - 1);
+    sess_child_close_range(lo + 1, hi - 1);
+    sess_child_close_range(hi + 1, ~0u);
 }
 
 static void sess_child_fail(int errpipe, int stage)
@@ -148,8 +178,8 @@ static int sess_env_copy(struct sess_env *env, int only_passed)
 int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
                struct pchan **chan, struct err *e)
 {
-    char path[4096], fdarg[16], idarg[16];
-    char *argv[7];
+    char path[4096], fdarg[16], idarg[16], uparg[16];
+    char *argv[10];
     struct sess_env env = {{0}, 0};
     struct passwd pw, *pwp = NULL;
     char *pwbuf = NULL;
@@ -237,6 +267,11 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     argv[argc++] = idarg;
     if (cfg->debug)
         argv[argc++] = "--debug";
+    if (cfg->upload_max_in_flight) {
+        snprintf(uparg, sizeof(uparg), "%u", (unsigned)cfg->upload_max_in_flight);
+        argv[argc++] = "--max-uploads";
+        argv[argc++] = uparg;
+    }
     argv[argc] = NULL;
 
     p = calloc(1, sizeof(*p));
@@ -280,6 +315,7 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
+        sess_child_close_fds(sv[1], ep[1]);
         fl = fcntl(sv[1], F_GETFD);
         if (fl < 0 || fcntl(sv[1], F_SETFD, fl & ~FD_CLOEXEC) < 0)
             sess_child_fail(ep[1], SESS_STAGE_CHANNEL);

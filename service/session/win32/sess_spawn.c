@@ -157,6 +157,7 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     OVERLAPPED ov;
     struct sess_proc *p = NULL;
     size_t cmd_cap;
+    wchar_t uploads[32] = L"";
     int rc = 0, attrs_init = 0;
 
     *proc = NULL;
@@ -278,9 +279,12 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    _snwprintf(cmd, cmd_cap, L"\"%ls\" --channel %llu --session-id %u%ls", wpath,
+    if (cfg->upload_max_in_flight)
+        _snwprintf(uploads, sizeof(uploads) / sizeof(uploads[0]), L" --max-uploads %u",
+                   (unsigned)cfg->upload_max_in_flight);
+    _snwprintf(cmd, cmd_cap, L"\"%ls\" --channel %llu --session-id %u%ls%ls", wpath,
                (unsigned long long)(uintptr_t)client, (unsigned)s->id,
-               cfg->debug ? L" --debug" : L"");
+               cfg->debug ? L" --debug" : L"", uploads);
     cmd[cmd_cap - 1] = 0;
 
     memset(&si, 0, sizeof(si));

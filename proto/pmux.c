@@ -15,7 +15,7 @@
 
 #include "plat.h"
 
-#define PMUX_DEFAULT_WINDOW  (1024u * 1024u)
+#define PMUX_DEFAULT_WINDOW  (2048u * 1024u)
 #define PMUX_DEFAULT_STREAMS 64u
 #define PMUX_DEFAULT_STALL   60000u
 #define PMUX_MAX_CTL_QUEUED  256u /* control frames queued on one request: more is abuse */

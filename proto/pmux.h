@@ -47,7 +47,7 @@ struct pmux_stream;
 struct pmux_config {
     struct proto_hello hello;  /* what we say (role, pid, session_id, user; window set here) */
     int initiator_odd;         /* 1: this side opens odd request ids (the service) */
-    uint32_t window;           /* DATA bytes we accept per request unacknowledged; 0: 1 MiB */
+    uint32_t window;           /* DATA bytes we accept per request unacknowledged; 0: 2 MiB */
     uint32_t max_streams;      /* requests open at once; 0: 64 (more: ERROR 503 from the mux) */
     uint32_t stall_timeout_ms; /* longest wait for credit; 0: 60000 */
     /* A new request from the peer (reader thread; must not block: start a thread). The

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PCHAN_SOCKET_BUFFER (1024 * 1024) /* bytes, each way */
+#define PCHAN_SOCKET_BUFFER (2048 * 1024) /* bytes, each way */
 
 struct pchan {
     int fd;

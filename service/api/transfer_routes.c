@@ -33,6 +33,7 @@
 #include "upload.h"
 
 #define XFER_PIECE          (64 * 1024)
+#define XFER_HELPER_PIECE   (256 * 1024) /* upload pieces to a helper: PROTO_DATA_MAX */
 #define XFER_EXPIRE_SECONDS 60
 #define XFER_DL_PREFIX      "/Downloads/Downloads"
 
@@ -176,8 +177,8 @@ static int upload_helper(struct mg_connection *conn, const struct sesm_lease *l,
         /* fill the piece (mg_read gives at most one TLS record, 16 KiB): fewer, larger
          * DATA frames to the helper */
         size_t have = 0;
-        while (have < XFER_PIECE && (want < 0 || got + (long long)have < want)) {
-            if ((n = mg_read(conn, buf + have, XFER_PIECE - have)) <= 0)
+        while (have < XFER_HELPER_PIECE && (want < 0 || got + (long long)have < want)) {
+            if ((n = mg_read(conn, buf + have, XFER_HELPER_PIECE - have)) <= 0)
                 break;
             have += (size_t)n;
         }
@@ -216,7 +217,7 @@ int api_upload(struct api *a, struct mg_connection *conn, const struct api_claim
         log_warning("upload: %s", e.msg);
         return http_reply_error(conn, status, status == 500 ? "Upload folder unavailable" : e.msg);
     }
-    if (!(buf = malloc(XFER_PIECE)))
+    if (!(buf = malloc(XFER_HELPER_PIECE))) /* big enough for both paths */
         status = http_reply_error(conn, 500, "out of memory");
     else if (t.lease)
         status = upload_helper(conn, t.lease, ctype ? ctype : "", ri->content_length, buf);

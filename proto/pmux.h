@@ -101,7 +101,8 @@ int pmux_recv(struct pmux_stream *s, uint32_t timeout_ms, struct proto_frame **o
  * as consumed (credit goes back to the peer). */
 void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f);
 /* Ends our use of the request: if it is not finished, CANCEL is sent; its queued
- * frames are freed; later frames for its id are dropped. NULL is ignored. */
+ * frames are freed; later frames for its id are dropped. NULL is ignored. s is freed:
+ * free every frame taken from it (pmux_frame_free needs s) before closing it. */
 void pmux_close(struct pmux_stream *s);
 
 #endif

@@ -305,7 +305,7 @@ static void test_handshake(void **state)
     assert_string_equal(pb.role, "service");
     assert_int_equal(pa.session_id, 7);
     assert_int_equal(pb.window, 100000);
-    assert_int_equal(pa.window, 1024 * 1024); /* 0: the default */
+    assert_int_equal(pa.window, 2 * 1024 * 1024); /* 0: the default (pmux.h) */
     assert_int_equal(pa.pid, plat_pid());
     assert_string_equal(pa.user, "tester");
     assert_string_equal(pa.version, KASM_VERSION);

@@ -86,6 +86,10 @@ case "$1" in
     # Keep the wineserver up until --shutdown: by default it exits a few seconds after its
     # last client, and a test starting at that moment fails with "Connection reset by peer".
     wineserver -p >/dev/null 2>&1 || true
+    # Start Wine's system processes (services.exe, explorer.exe, ...) now, with their output on
+    # /dev/null: they live as long as the wineserver and inherit the stdio of the program that
+    # started them, so a test that started them would hold ctest's pipe open until --shutdown.
+    "$WINE" cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
     exit 0
     ;;
 --shutdown)

@@ -12,8 +12,11 @@
 #include <sddl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
+#include "pchan_win.h"
 #include "plat.h"
+#include "win32/wide.h"
 
 struct pchan {
     HANDLE h;
@@ -23,6 +26,7 @@ struct pchan {
 };
 
 #define PCHAN_PIPE_BUFFER (64u * 1024u)
+#define PCHAN_CONNECT_MS  5000u
 
 static int pchan_is_shut(struct pchan *c)
 {
@@ -166,85 +170,85 @@ intptr_t pchan_os_handle(const struct pchan *c)
     return (intptr_t)c->h;
 }
 
-int pchan_pair(struct pchan **a, struct pchan **b, struct err *e)
+int pchan_win_private_pipe(const wchar_t *prefix, const wchar_t *sddl, int client_inheritable,
+                           HANDLE *server_out, HANDLE *client_out, struct err *e)
 {
     static const wchar_t hex[] = L"0123456789abcdef";
-    static const wchar_t prefix[] = L"\\\\.\\pipe\\kasm-open-agent-";
-    wchar_t name[sizeof(prefix) / sizeof(prefix[0]) + 32];
+    wchar_t name[256];
     unsigned char rnd[16];
     PSECURITY_DESCRIPTOR sd = NULL;
-    SECURITY_ATTRIBUTES sa;
+    SECURITY_ATTRIBUTES sa_server, sa_client;
     HANDLE server = INVALID_HANDLE_VALUE, client = INVALID_HANDLE_VALUE, ev = NULL;
     OVERLAPPED ov;
     DWORD n, err;
-    size_t k;
-    int rc;
+    int k, rc;
 
-    *a = *b = NULL;
+    *server_out = *client_out = INVALID_HANDLE_VALUE;
     if ((rc = plat_random_bytes(rnd, sizeof(rnd), e)) < 0)
         goto out;
-    for (k = 0; prefix[k]; k++)
-        name[k] = prefix[k];
+    k = _snwprintf(name, 200, L"\\\\.\\pipe\\%ls", prefix);
+    if (k < 0 || k > 200) {
+        rc = err_set(e, ERR_INVALID, "channel: the pipe name prefix is too long");
+        goto out;
+    }
     for (size_t i = 0; i < sizeof(rnd); i++) {
         name[k++] = hex[rnd[i] >> 4];
         name[k++] = hex[rnd[i] & 15];
     }
     name[k] = 0;
-    /* SYSTEM, Administrators and the owner only; the default DACL lets Everyone read. */
-    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)", SDDL_REVISION_1, &sd, NULL)) {
-        rc = err_set(e, ERR_IO, "channel: cannot build the pipe's security (error %lu)",
-                     GetLastError());
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL)) {
+        rc = plat_win_fail(e, GetLastError(), "channel: cannot build the pipe's security", NULL);
         goto out;
     }
-    sa.nLength = sizeof(sa);
-    sa.lpSecurityDescriptor = sd;
-    sa.bInheritHandle = FALSE;
+    sa_server.nLength = sizeof(sa_server);
+    sa_server.lpSecurityDescriptor = sd;
+    sa_server.bInheritHandle = FALSE;
     server = CreateNamedPipeW(
         name, PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
         PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
-        PCHAN_PIPE_BUFFER, PCHAN_PIPE_BUFFER, 0, &sa);
+        PCHAN_PIPE_BUFFER, PCHAN_PIPE_BUFFER, 0, &sa_server);
     if (server == INVALID_HANDLE_VALUE) {
-        rc =
-            err_set(e, ERR_IO, "channel: cannot create a private pipe (error %lu)", GetLastError());
+        rc = plat_win_fail(e, GetLastError(), "channel: cannot create a private pipe", NULL);
         goto out;
     }
+    sa_client.nLength = sizeof(sa_client);
+    sa_client.lpSecurityDescriptor = NULL;
+    sa_client.bInheritHandle = client_inheritable ? TRUE : FALSE;
     client =
-        CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+        CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, &sa_client, OPEN_EXISTING,
                     FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
     if (client == INVALID_HANDLE_VALUE) {
-        rc =
-            err_set(e, ERR_IO, "channel: cannot open the private pipe (error %lu)", GetLastError());
+        rc = plat_win_fail(e, GetLastError(), "channel: cannot open the private pipe", NULL);
         goto out;
     }
-    ev = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (!ev) {
-        rc = err_set(e, ERR_IO, "channel: cannot create an event (error %lu)", GetLastError());
+    if (!(ev = CreateEventW(NULL, TRUE, FALSE, NULL))) {
+        rc = plat_win_fail(e, GetLastError(), "channel: cannot create an event", NULL);
         goto out;
     }
+    /* The client is already there: this answers ERROR_PIPE_CONNECTED, or completes at once. */
     memset(&ov, 0, sizeof(ov));
     ov.hEvent = ev;
     if (!ConnectNamedPipe(server, &ov)) {
         err = GetLastError();
-        if (err == ERROR_IO_PENDING && !GetOverlappedResult(server, &ov, &n, TRUE))
-            err = GetLastError();
-        else if (err == ERROR_IO_PENDING)
-            err = 0;
+        if (err == ERROR_IO_PENDING) {
+            if (WaitForSingleObject(ev, PCHAN_CONNECT_MS) == WAIT_OBJECT_0 &&
+                GetOverlappedResult(server, &ov, &n, FALSE)) {
+                err = 0;
+            } else {
+                err = GetLastError() ? GetLastError() : ERROR_TIMEOUT;
+                CancelIoEx(server, &ov);
+                GetOverlappedResult(server, &ov, &n, TRUE);
+            }
+        }
         if (err != 0 && err != ERROR_PIPE_CONNECTED) {
-            rc = err_set(e, ERR_IO, "channel: cannot connect the private pipe (error %lu)", err);
+            rc = plat_win_fail(e, err, "channel: cannot connect the private pipe", NULL);
             goto out;
         }
     }
-    rc = pchan_from_os((intptr_t)server, a, e);
-    server = INVALID_HANDLE_VALUE; /* owned (or closed) by pchan_from_os */
-    if (rc < 0)
-        goto out;
-    rc = pchan_from_os((intptr_t)client, b, e);
-    client = INVALID_HANDLE_VALUE;
-    if (rc < 0) {
-        pchan_close(*a);
-        *a = NULL;
-    }
+    *server_out = server;
+    *client_out = client;
+    server = client = INVALID_HANDLE_VALUE;
+    rc = 0;
 out:
     if (server != INVALID_HANDLE_VALUE)
         CloseHandle(server);
@@ -254,5 +258,27 @@ out:
         CloseHandle(ev);
     if (sd)
         LocalFree(sd);
+    return rc;
+}
+
+int pchan_pair(struct pchan **a, struct pchan **b, struct err *e)
+{
+    HANDLE server, client;
+    int rc;
+
+    *a = *b = NULL;
+    /* SYSTEM, Administrators and the owner only; the default DACL lets Everyone read. */
+    rc = pchan_win_private_pipe(L"kasm-open-agent-", L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)", 0,
+                                &server, &client, e);
+    if (rc < 0)
+        return rc;
+    if ((rc = pchan_from_os((intptr_t)server, a, e)) < 0) { /* owns (or closed) server */
+        CloseHandle(client);
+        return rc;
+    }
+    if ((rc = pchan_from_os((intptr_t)client, b, e)) < 0) {
+        pchan_close(*a);
+        *a = NULL;
+    }
     return rc;
 }

@@ -20,11 +20,11 @@
 #include "pchan.h"
 #include "plat.h"
 #include "sess_plat.h"
+#include "win32/pchan_win.h"
 #include "win32/wide.h"
 
 #define SESS_TOKEN_TRIES    10
 #define SESS_TOKEN_RETRY_MS 300
-#define SESS_PIPE_BUF       (64 * 1024)
 
 struct sess_proc {
     HANDLE process;
@@ -143,18 +143,13 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
 {
     char path[4096];
     wchar_t *wpath = NULL, *sid = NULL, *cmd = NULL;
-    wchar_t pipe_name[128], sddl[256];
-    unsigned char rnd[16];
+    wchar_t prefix[48], sddl[256];
     HANDLE token = NULL, server = INVALID_HANDLE_VALUE, client = INVALID_HANDLE_VALUE;
-    HANDLE connected = NULL;
     void *env = NULL;
-    PSECURITY_DESCRIPTOR psd = NULL;
-    SECURITY_ATTRIBUTES sa_pipe, sa_client;
     LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
     SIZE_T attrs_size = 0;
     STARTUPINFOEXW si;
     PROCESS_INFORMATION pi;
-    OVERLAPPED ov;
     struct sess_proc *p = NULL;
     size_t cmd_cap;
     wchar_t uploads[32] = L"";
@@ -163,7 +158,6 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     *proc = NULL;
     *chan = NULL;
     memset(&pi, 0, sizeof(pi));
-    memset(&ov, 0, sizeof(ov));
 
     if (cfg->helper_path[0]) {
         snprintf(path, sizeof(path), "%s", cfg->helper_path);
@@ -197,62 +191,14 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     if ((rc = sess_token_sid(token, &sid, e)) < 0)
         goto out;
 
-    /* The private pipe: SYSTEM and the session's user only. */
+    /* The private pipe: SYSTEM and the session's user only; the helper's end inheritable. */
     _snwprintf(sddl, sizeof(sddl) / sizeof(sddl[0]), L"D:P(A;;GA;;;SY)(A;;GA;;;%ls)", sid);
     sddl[sizeof(sddl) / sizeof(sddl[0]) - 1] = 0;
-    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &psd, NULL)) {
-        rc = plat_win_fail(e, GetLastError(), "cannot build the pipe's security descriptor", NULL);
+    _snwprintf(prefix, sizeof(prefix) / sizeof(prefix[0]), L"kasm-helper-%u-", (unsigned)s->id);
+    prefix[sizeof(prefix) / sizeof(prefix[0]) - 1] = 0;
+    if ((rc = pchan_win_private_pipe(prefix, sddl, 1, &server, &client, e)) < 0) {
+        err_prefix(e, "the helper's pipe");
         goto out;
-    }
-    if ((rc = plat_random_bytes(rnd, sizeof(rnd), e)) < 0)
-        goto out;
-    {
-        int k = _snwprintf(pipe_name, 64, L"\\\\.\\pipe\\kasm-helper-%u-", (unsigned)s->id);
-        for (size_t i = 0; k > 0 && i < sizeof(rnd); i++)
-            _snwprintf(pipe_name + k + 2 * i, 3, L"%02x", rnd[i]);
-    }
-    sa_pipe.nLength = sizeof(sa_pipe);
-    sa_pipe.lpSecurityDescriptor = psd;
-    sa_pipe.bInheritHandle = FALSE;
-    server = CreateNamedPipeW(
-        pipe_name, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE | FILE_FLAG_OVERLAPPED,
-        PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
-        SESS_PIPE_BUF, SESS_PIPE_BUF, 0, &sa_pipe);
-    if (server == INVALID_HANDLE_VALUE) {
-        rc = plat_win_fail(e, GetLastError(), "cannot create the helper's pipe", NULL);
-        goto out;
-    }
-    sa_client.nLength = sizeof(sa_client);
-    sa_client.lpSecurityDescriptor = NULL;
-    sa_client.bInheritHandle = TRUE;
-    client =
-        CreateFileW(pipe_name, GENERIC_READ | GENERIC_WRITE, 0, &sa_client, OPEN_EXISTING,
-                    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
-    if (client == INVALID_HANDLE_VALUE) {
-        rc = plat_win_fail(e, GetLastError(), "cannot open the helper's end of the pipe", NULL);
-        goto out;
-    }
-    connected = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (!connected) {
-        rc = plat_win_fail(e, GetLastError(), "cannot create an event", NULL);
-        goto out;
-    }
-    ov.hEvent = connected;
-    if (!ConnectNamedPipe(server, &ov)) {
-        DWORD code = GetLastError(), got = 0;
-        if (code == ERROR_IO_PENDING) {
-            if (WaitForSingleObject(connected, 5000) != WAIT_OBJECT_0 ||
-                !GetOverlappedResult(server, &ov, &got, FALSE)) {
-                code = GetLastError();
-                CancelIoEx(server, &ov);
-                GetOverlappedResult(server, &ov, &got, TRUE);
-                rc = plat_win_fail(e, code, "cannot connect the helper's pipe", NULL);
-                goto out;
-            }
-        } else if (code != ERROR_PIPE_CONNECTED) {
-            rc = plat_win_fail(e, code, "cannot connect the helper's pipe", NULL);
-            goto out;
-        }
     }
 
     /* Only the client end is inherited. */
@@ -347,14 +293,10 @@ out:
     if (attrs_init)
         DeleteProcThreadAttributeList(attrs);
     free(attrs);
-    if (connected)
-        CloseHandle(connected);
     if (client != INVALID_HANDLE_VALUE)
         CloseHandle(client);
     if (server != INVALID_HANDLE_VALUE)
         CloseHandle(server);
-    if (psd)
-        LocalFree(psd);
     if (sid)
         LocalFree(sid);
     if (env)

@@ -1,14 +1,29 @@
 /*
- * main.c - agentctl(.exe): administrator diagnostics for the running agent, over its admin
- * channel (a named pipe only SYSTEM and Administrators can open on Windows, a root-only Unix
- * socket on Linux). This version has the program and its command list; the admin channel
- * arrives with its issue, and until then every command says so and exits 3 instead of
- * printing a made-up answer.
+ * main.c - agentctl(.exe): administrator diagnostics for the running agent over its admin
+ * channel (docs/admin.md): a named pipe only SYSTEM and Administrators can open on Windows,
+ * a root-only Unix socket on Linux (its path from the agent's config: --cfg FILE). Each
+ * command is one ADMIN_REQUEST / ADMIN_REPLY exchange (proto.h); the result prints as a
+ * table, or with --json as the result object itself. Commands of issue 8 that are not
+ * implemented yet are listed as "(not yet)" and exit 3 with a message saying so.
  *
- * Exit codes: 0 --help/--version; 2 a command-line error; 3 the admin pipe is not available.
+ * Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, the channel is
+ * missing (or not the agent's), or the command is not implemented yet; 4 permission denied;
+ * 5 the agent answered with an error.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "adm_endpoint.h"
+#include "cfg.h"
+#include "ctl_chan.h"
+#include "err.h"
+#include "fsutil.h"
+#include "plat.h"
+#include "proto.h"
 
 #ifdef _WIN32
 #define PROG "agentctl.exe"
@@ -16,73 +31,436 @@
 #define PROG "agentctl"
 #endif
 
+#define CTL_TIMEOUT_MS 30000
+
+enum ctl_exit {
+    CTL_OK = 0,
+    CTL_USAGE = 2,
+    CTL_UNAVAILABLE = 3,
+    CTL_PERMISSION = 4,
+    CTL_FAILED = 5,
+};
+
 struct ctl_command {
-    const char *name;
+    const char *name; /* as sent: "token status" */
     const char *args;
     const char *help;
+    int implemented;
 };
 
-static const struct ctl_command commands[] = {
-    {"status", "", "Service state, version, registration and token expiry."},
-    {"sessions", "", "Logged-on users' sessions and their session helpers."},
-    {"logs", "[-n N]", "The most recent log records kept in memory by the service."},
-    {"config", "", "The configuration in use, with secrets hidden."},
-    {"token", "", "Expiry and refresh state of the agent's own token."},
-    {"reload", "", "Ask the service to read its configuration again."},
+static const struct ctl_command ctl_commands[] = {
+    {"status", "", "Version, uptime, registration, token expiry, listener, sessions.", 1},
+    {"sessions", "", "Logged-on users' sessions and their session helpers.", 1},
+    {"logs", "[--lines N] [--level L]", "Recent log records kept in memory by the agent.", 1},
+    {"token status", "", "Expiry of the agent's own token.", 1},
+    {"token refresh", "", "Force a token refresh. (not yet)", 0},
+    {"register", "--host H --port P --token T", "Register through the running agent. (not yet)", 0},
+    {"reload", "", "Re-read config, certificates and the JWT key. (not yet)", 0},
+    {"config", "", "The configuration in use, secrets hidden. (not yet)", 0},
+    {"screenshot", "--session N --out FILE", "A screenshot through the helper. (not yet)", 0},
+    {"doctor", "", "Checks with a verdict and a fix for each. (not yet)", 0},
 };
+#define CTL_NCOMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
 
-#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+struct ctl_args {
+    char command[PROTO_ADMIN_COMMAND_MAX];
+    const char *cfg_path;
+    int json, debug, follow;
+    long lines; /* 0: the agent's default */
+    const char *level;
+};
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage:\n"
-            "  " PROG " COMMAND [OPTIONS]\n"
+            "  " PROG " COMMAND [--json] [--cfg FILE] [--debug] [OPTIONS]\n"
             "  " PROG " --version | --help\n"
             "\n"
-            "Diagnostics for the Kasm open agent %s, over the service's admin pipe (only\n"
-            "SYSTEM and Administrators can open it: run from an elevated prompt).\n"
+            "Diagnostics for the Kasm open agent %s over its admin channel. Windows: the\n"
+            "pipe \\\\.\\pipe\\kasm-open-agent-admin, open to SYSTEM and Administrators only\n"
+            "(run from an elevated prompt). Linux: the Unix socket admin_socket of the\n"
+            "agent's configuration (default %s), open to root only.\n"
             "\n"
-            "Commands (they arrive with the admin pipe in a later version):\n",
-            KASM_VERSION);
-    for (size_t k = 0; k < NCOMMANDS; k++) {
-        char left[32];
-        snprintf(left, sizeof(left), "%s %s", commands[k].name, commands[k].args);
-        fprintf(out, "  %-16s %s\n", left, commands[k].help);
+            "Commands:\n",
+            KASM_VERSION, ADM_SOCKET_DEFAULT);
+    for (size_t k = 0; k < CTL_NCOMMANDS; k++) {
+        char left[64];
+        snprintf(left, sizeof(left), "%s %s", ctl_commands[k].name, ctl_commands[k].args);
+        fprintf(out, "  %-40s %s\n", left, ctl_commands[k].help);
     }
     fprintf(out, "\n"
-                 "In this version the admin pipe does not exist yet, so every command exits\n"
-                 "with code 3.\n"
+                 "Options:\n"
+                 "  --json        Print the result as a JSON object (for scripts).\n"
+                 "  --cfg FILE    The agent's configuration: its admin_socket is used (Linux).\n"
+                 "  --debug       Explain on stderr how the channel is found and checked.\n"
+                 "  --lines N     logs: the last N records (1-1000, default 50).\n"
+                 "  --level L     logs: only records at level L or above (debug, info, warning,\n"
+                 "                error, critical).\n"
                  "\n"
-                 "Exit codes: 0 success; 2 a command-line error; 3 the admin pipe is not\n"
-                 "available.\n");
+                 "Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, its\n"
+                 "channel is missing, or the command is not implemented yet; 4 permission denied;\n"
+                 "5 the agent answered with an error.\n");
+}
+
+static int usage_error(const char *msg, const char *what)
+{
+    fprintf(stderr, "%s: %s%s; run '%s --help' for the commands\n", PROG, msg, what ? what : "",
+            PROG);
+    return CTL_USAGE;
+}
+
+/* Returns -1 to go on, else an exit code. */
+static int parse_args(int argc, char **argv, struct ctl_args *a)
+{
+    const char *words[2] = {NULL, NULL};
+    int nwords = 0;
+
+    memset(a, 0, sizeof(*a));
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--json") == 0) {
+            a->json = 1;
+        } else if (strcmp(s, "--debug") == 0) {
+            a->debug = 1;
+        } else if (strcmp(s, "--follow") == 0 || strcmp(s, "-f") == 0) {
+            a->follow = 1;
+        } else if (strcmp(s, "--cfg") == 0 || strcmp(s, "--lines") == 0 || strcmp(s, "-n") == 0 ||
+                   strcmp(s, "--level") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1])
+                return usage_error("missing value for ", s);
+            if (strcmp(s, "--cfg") == 0) {
+                a->cfg_path = argv[++i];
+            } else if (strcmp(s, "--level") == 0) {
+                a->level = argv[++i];
+            } else {
+                char *end = NULL;
+                a->lines = strtol(argv[++i], &end, 10);
+                if (*end || a->lines < 1 || a->lines > 1000)
+                    return usage_error("--lines expects a number from 1 to 1000", NULL);
+            }
+        } else if (s[0] == '-') {
+            return usage_error("unknown option ", s);
+        } else if (nwords < 2) {
+            words[nwords++] = s;
+        } else {
+            return usage_error("too many words in the command", NULL);
+        }
+    }
+    if (nwords == 0) {
+        usage(stderr);
+        return CTL_USAGE;
+    }
+    if (strcmp(words[0], "token") == 0) {
+        if (nwords < 2)
+            return usage_error("token needs a subcommand: status (refresh: not yet)", NULL);
+        snprintf(a->command, sizeof(a->command), "token %.32s", words[1]);
+    } else {
+        if (nwords > 1)
+            return usage_error("unexpected argument after the command: ", words[1]);
+        snprintf(a->command, sizeof(a->command), "%.60s", words[0]);
+    }
+    for (size_t k = 0; k < CTL_NCOMMANDS; k++) {
+        if (strcmp(a->command, ctl_commands[k].name) != 0)
+            continue;
+        if (!ctl_commands[k].implemented) {
+            fprintf(stderr, "%s: %s: not implemented yet in this version (%s)\n", PROG, a->command,
+                    KASM_VERSION);
+            return CTL_UNAVAILABLE;
+        }
+        if (a->follow) {
+            fprintf(stderr, "%s: logs --follow: not implemented yet in this version\n", PROG);
+            return CTL_UNAVAILABLE;
+        }
+        if ((a->lines || a->level) && strcmp(a->command, "logs") != 0)
+            return usage_error("--lines and --level belong to the logs command", NULL);
+        return -1;
+    }
+    fprintf(stderr, "%s: unknown command '%.40s'; run '%s --help' for the commands\n", PROG,
+            a->command, PROG);
+    return CTL_USAGE;
+}
+
+/* ---- the exchange ---- */
+
+static int ctl_exit_for(int rc)
+{
+    switch (rc) {
+    case ERR_PERMISSION:
+        return CTL_PERMISSION;
+    case ERR_NOT_FOUND:
+    case ERR_AUTH:
+        return CTL_UNAVAILABLE;
+    default:
+        return CTL_FAILED;
+    }
+}
+
+static int ctl_request(const struct ctl_args *a, const char *endpoint,
+                       struct proto_admin_reply *rep, struct err *e)
+{
+    struct proto_admin_request req;
+    struct ctl_conn *c = NULL;
+    uint8_t hdr[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    struct proto_frame *f = NULL;
+    uint64_t deadline = plat_monotonic_ms() + CTL_TIMEOUT_MS;
+    cJSON *args = cJSON_CreateObject();
+    char *text = NULL, *argtext = NULL;
+    size_t len = 0;
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    memset(rep, 0, sizeof(*rep));
+    snprintf(req.command, sizeof(req.command), "%s", a->command);
+    if (!args) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (a->lines)
+        cJSON_AddNumberToObject(args, "lines", (double)a->lines);
+    if (a->level)
+        cJSON_AddStringToObject(args, "level", a->level);
+    argtext = cJSON_PrintUnformatted(args);
+    if (!argtext || strlen(argtext) >= sizeof(req.args)) {
+        rc = err_set(e, ERR_INVALID, "the command's options are too long");
+        goto out;
+    }
+    memcpy(req.args, argtext, strlen(argtext) + 1);
+    if ((rc = proto_admin_request_encode(&req, &text, &len, e)) < 0)
+        goto out;
+    if ((rc = ctl_connect(endpoint, a->debug, &c, e)) < 0)
+        goto out;
+    proto_header_encode(hdr, PROTO_ADMIN_REQUEST, (uint32_t)len, 1);
+    if ((rc = ctl_write(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
+        (rc = ctl_write(c, text, len, deadline, e)) < 0 ||
+        (rc = ctl_read(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
+        (rc = proto_header_decode(hdr, &h, e)) < 0)
+        goto out;
+    if (h.type != PROTO_ADMIN_REPLY) {
+        rc =
+            err_set(e, ERR_PROTOCOL, "the agent answered with a %s frame", proto_type_name(h.type));
+        goto out;
+    }
+    if ((rc = proto_frame_alloc(&h, &f, e)) < 0 ||
+        (rc = ctl_read(c, f->payload, h.length, deadline, e)) < 0 ||
+        (rc = proto_admin_reply_decode(f->payload, h.length, rep, e)) < 0)
+        goto out;
+out:
+    proto_frame_free(f);
+    ctl_close(c);
+    free(text);
+    cJSON_free(argtext);
+    cJSON_Delete(args);
+    return rc;
+}
+
+/* ---- human output ---- */
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int jbool(const cJSON *o, const char *k)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static void fmt_duration(double secs, char *out, size_t cap)
+{
+    long long s = (long long)(secs < 0 ? -secs : secs);
+    if (s >= 86400)
+        snprintf(out, cap, "%lld d %lld h", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        snprintf(out, cap, "%lld h %lld min", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        snprintf(out, cap, "%lld min %lld s", s / 60, s % 60);
+    else
+        snprintf(out, cap, "%lld s", s);
+}
+
+static void print_token(const cJSON *r)
+{
+    char d[64];
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(r, "token_expires");
+
+    printf("%-16s %s\n", "registered", jbool(r, "registered") ? "yes" : "no");
+    if (!jbool(r, "token_present")) {
+        printf("%-16s %s\n", "agent token", "none (register the agent)");
+        return;
+    }
+    if (!cJSON_IsNumber(exp)) {
+        printf("%-16s %s\n", "agent token", "present, no expiry");
+        return;
+    }
+    fmt_duration(jnum(r, "token_seconds_left"), d, sizeof(d));
+    if (jbool(r, "token_expired"))
+        printf("%-16s expired %s (%s ago)\n", "agent token", jstr(r, "token_expires_text"), d);
+    else
+        printf("%-16s expires %s (in %s)\n", "agent token", jstr(r, "token_expires_text"), d);
+}
+
+static void print_status(const cJSON *r)
+{
+    const cJSON *hosts = cJSON_GetObjectItemCaseSensitive(r, "api_hosts");
+    const cJSON *h;
+    char up[64];
+    int n = 0;
+
+    fmt_duration(jnum(r, "uptime_seconds"), up, sizeof(up));
+    printf("%-16s running, version %s, pid %.0f\n", "agent", jstr(r, "version"), jnum(r, "pid"));
+    printf("%-16s %s (up %s)\n", "started", jstr(r, "started"), up);
+    printf("%-16s %s\n", "config", jstr(r, "config"));
+    printf("%-16s %s\n", "admin channel", jstr(r, "admin_channel"));
+    printf("%-16s %s\n", "server id", *jstr(r, "server_id") ? jstr(r, "server_id") : "(none)");
+    printf("%-16s ", "api hosts");
+    cJSON_ArrayForEach(h, hosts)
+    {
+        printf("%s%s", n++ ? ", " : "", cJSON_IsString(h) ? h->valuestring : "?");
+    }
+    printf("%s (port %.0f)\n", n ? "" : "(none)", jnum(r, "api_port"));
+    printf("%-16s %s:%.0f (%s)\n", "listening", jstr(r, "listen_address"), jnum(r, "listen_port"),
+           jbool(r, "ssl") ? "https" : "http");
+    print_token(r);
+    printf("%-16s %.0f, %.0f helper(s) running%s\n", "sessions", jnum(r, "sessions"),
+           jnum(r, "helpers_running"),
+           jbool(r, "session_manager") ? "" : " (the session manager is not running)");
+}
+
+static void print_sessions(const cJSON *r)
+{
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(r, "sessions");
+    const cJSON *s;
+
+    if (cJSON_GetArraySize(rows) == 0) {
+        printf("no sessions%s\n",
+               jbool(r, "session_manager") ? "" : " (the session manager is not running)");
+        return;
+    }
+    printf("%-8s %-20s %-11s %-8s %-10s %-24s %s\n", "SESSION", "USER", "STATE", "CONSOLE",
+           "HELPER", "SINCE", "RESTARTS");
+    cJSON_ArrayForEach(s, rows)
+    {
+        printf("%-8.0f %-20s %-11s %-8s %-10.0f %-24s %.0f\n", jnum(s, "session_id"),
+               jstr(s, "user"), jstr(s, "state"), jbool(s, "console") ? "yes" : "no",
+               jnum(s, "helper_pid"), jstr(s, "since_text"), jnum(s, "restarts"));
+    }
+}
+
+static void print_logs(const cJSON *r)
+{
+    const cJSON *recs = cJSON_GetObjectItemCaseSensitive(r, "records");
+    const cJSON *x;
+
+    cJSON_ArrayForEach(x, recs)
+    {
+        printf("%s %-8s [%s] %s\n", jstr(x, "time_text"), jstr(x, "level"), jstr(x, "module"),
+               jstr(x, "message"));
+    }
+}
+
+/* Windows: the config.yaml of the installation (beside agentctl.exe), when it exists. */
+static int ctl_installed_cfg(char *out, size_t cap)
+{
+#ifdef _WIN32
+    char dir[CFG_PATH_MAX];
+    struct plat_file_info info;
+    if (plat_exe_dir(dir, sizeof(dir), NULL) < 0 || fs_join(dir, "config.yaml", out, cap, NULL) < 0)
+        return -1;
+    return plat_path_stat(out, &info, NULL);
+#else
+    (void)out;
+    (void)cap;
+    return -1;
+#endif
 }
 
 int main(int argc, char **argv)
 {
-    const char *cmd;
+    struct ctl_args a;
+    struct proto_admin_reply rep;
+    struct err e = ERR_INIT;
+    char endpoint[ADM_ENDPOINT_MAX];
+    cJSON *result = NULL;
+    int rc, code = CTL_OK;
 
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "/?") == 0 ||
-        strcmp(cmd, "help") == 0) {
+    memset(&rep, 0, sizeof(rep));
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                      strcmp(argv[1], "/?") == 0 || strcmp(argv[1], "help") == 0)) {
         usage(stdout);
-        return 0;
+        return CTL_OK;
     }
-    if (strcmp(cmd, "--version") == 0) {
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("agentctl %s\n", KASM_VERSION);
-        return 0;
+        return CTL_OK;
     }
-    for (size_t k = 0; k < NCOMMANDS; k++) {
-        if (strcmp(cmd, commands[k].name) == 0) {
-            fprintf(stderr, "%s: %s: the admin pipe is not available in this version\n", PROG, cmd);
-            return 3;
+    if ((rc = parse_args(argc, argv, &a)) >= 0)
+        return rc;
+
+    /* Where the channel is: the admin_socket of the agent's config (--cfg; Windows without
+     * it: config.yaml beside agentctl.exe, if there is one), else the default. */
+    {
+        struct cfg cfg;
+        char path[CFG_PATH_MAX];
+        const char *cfg_path = a.cfg_path;
+        memset(&cfg, 0, sizeof(cfg));
+        if (!cfg_path && ctl_installed_cfg(path, sizeof(path)) == 0)
+            cfg_path = path;
+        if (cfg_path && cfg_load(&cfg, cfg_path, &e) < 0) {
+            fprintf(stderr, "%s: %s\n", PROG, e.msg);
+            cfg_free(&cfg);
+            return CTL_USAGE;
+        }
+        rc = adm_endpoint(cfg_path ? cfg.admin_socket : NULL, endpoint, sizeof(endpoint), &e);
+        cfg_free(&cfg);
+        if (rc < 0) {
+            fprintf(stderr, "%s: %s\n", PROG, e.msg);
+            return CTL_USAGE;
         }
     }
-    fprintf(stderr, "%s: unknown command '%.40s'; run '%s --help' for the commands\n", PROG, cmd,
-            PROG);
-    return 2;
+
+    if ((rc = ctl_request(&a, endpoint, &rep, &e)) < 0) {
+        fprintf(stderr, "%s: %s: %s\n", PROG, a.command, e.msg);
+        code = ctl_exit_for(rc);
+        goto out;
+    }
+    if (rep.status != 0) {
+        fprintf(stderr, "%s: %s: %s\n", PROG, a.command, rep.error);
+        code = rep.status;
+        goto out;
+    }
+    result = cJSON_Parse(rep.result);
+    if (!result) {
+        fprintf(stderr, "%s: %s: the agent's answer cannot be read\n", PROG, a.command);
+        code = CTL_FAILED;
+        goto out;
+    }
+    if (a.json) {
+        char *text = cJSON_Print(result);
+        if (text)
+            printf("%s\n", text);
+        cJSON_free(text);
+    } else if (strcmp(a.command, "status") == 0) {
+        print_status(result);
+    } else if (strcmp(a.command, "sessions") == 0) {
+        print_sessions(result);
+    } else if (strcmp(a.command, "logs") == 0) {
+        print_logs(result);
+    } else {
+        print_token(result);
+    }
+    if (fflush(stdout) != 0)
+        code = CTL_FAILED;
+out:
+    cJSON_Delete(result);
+    proto_admin_reply_clear(&rep);
+    return code;
 }

@@ -985,7 +985,9 @@ void cfg_defaults(struct cfg *c, const char *base_dir)
     fs_join(base_dir, "Upload", c->upload_dir, sizeof(c->upload_dir), NULL);
     fs_join(base_dir, "Download", c->download_dir, sizeof(c->download_dir), NULL);
     fs_join(base_dir, "scripts", c->script_path, sizeof(c->script_path), NULL);
-#ifndef _WIN32
+#ifdef _WIN32
+    snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", "\\\\.\\pipe\\kasm-open-agent-admin");
+#else
     snprintf(c->admin_socket, sizeof(c->admin_socket), "%s", "/run/kasm-open-agent/admin.sock");
 #endif
 }

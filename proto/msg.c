@@ -19,15 +19,16 @@
 
 /* ---- decoding helpers ---- */
 
-static int msg_parse(const char *what, const void *payload, size_t len, cJSON **out, struct err *e)
+static int msg_parse_max(const char *what, const void *payload, size_t len, size_t max, cJSON **out,
+                         struct err *e)
 {
     const char *end = NULL;
     cJSON *j;
 
     *out = NULL;
-    if (len > PROTO_JSON_MAX)
-        return err_set(e, ERR_TOO_LARGE, "%s: %zu bytes of JSON exceed the limit of %u", what, len,
-                       (unsigned)PROTO_JSON_MAX);
+    if (len > max)
+        return err_set(e, ERR_TOO_LARGE, "%s: %zu bytes of JSON exceed the limit of %zu", what, len,
+                       max);
     j = cJSON_ParseWithLengthOpts((const char *)payload, len, &end, 0);
     if (!j)
         return err_set(e, ERR_PARSE, "%s: the payload is not valid JSON", what);
@@ -44,6 +45,11 @@ static int msg_parse(const char *what, const void *payload, size_t len, cJSON **
     }
     *out = j;
     return 0;
+}
+
+static int msg_parse(const char *what, const void *payload, size_t len, cJSON **out, struct err *e)
+{
+    return msg_parse_max(what, payload, len, PROTO_JSON_MAX, out, e);
 }
 
 static int msg_get_str(const char *what, const cJSON *o, const char *field, char *buf, size_t cap,
@@ -183,7 +189,8 @@ static int msg_put_bool(const char *what, cJSON *o, const char *field, int b, st
     return 0;
 }
 
-static int msg_finish(const char *what, cJSON *o, int rc, char **out, size_t *len, struct err *e)
+static int msg_finish_max(const char *what, cJSON *o, int rc, size_t max, char **out, size_t *len,
+                          struct err *e)
 {
     char *text = NULL;
 
@@ -194,9 +201,9 @@ static int msg_finish(const char *what, cJSON *o, int rc, char **out, size_t *le
         if (!text)
             rc = err_set(e, ERR_NOMEM, "%s: out of memory", what);
     }
-    if (rc == 0 && strlen(text) > PROTO_JSON_MAX) {
-        rc = err_set(e, ERR_TOO_LARGE, "%s: %zu bytes of JSON exceed the limit of %u", what,
-                     strlen(text), (unsigned)PROTO_JSON_MAX);
+    if (rc == 0 && strlen(text) > max) {
+        rc = err_set(e, ERR_TOO_LARGE, "%s: %zu bytes of JSON exceed the limit of %zu", what,
+                     strlen(text), max);
         cJSON_free(text);
         text = NULL;
     }
@@ -215,6 +222,11 @@ static int msg_finish(const char *what, cJSON *o, int rc, char **out, size_t *le
         *len = n;
     }
     return rc;
+}
+
+static int msg_finish(const char *what, cJSON *o, int rc, char **out, size_t *len, struct err *e)
+{
+    return msg_finish_max(what, o, rc, PROTO_JSON_MAX, out, len, e);
 }
 
 static cJSON *msg_new(const char *what, struct err *e)
@@ -578,5 +590,144 @@ int proto_shot_info_decode(const void *payload, size_t len, struct proto_shot_in
         (rc = msg_get_int(W, o, "height", 0, PIXELS_MAX, &m->height, e)) == 0)
         rc = msg_get_u64(W, o, "size", &m->size, e);
     cJSON_Delete(o);
+    return rc;
+}
+
+/* ---- ADMIN_REQUEST and ADMIN_REPLY: a command with an object of arguments, and its answer
+ * with an object of results. The objects travel as JSON and are held as compact text. ---- */
+
+/* Parses text (NULL or "": {}) as a JSON object and adds it to o under field (o owns it). */
+static int admin_put_object(const char *what, cJSON *o, const char *field, const char *text,
+                            size_t max, struct err *e)
+{
+    cJSON *v;
+
+    if (!text || !*text) {
+        v = cJSON_CreateObject();
+    } else {
+        size_t n = strnlen(text, max + 1);
+        if (n > max)
+            return err_set(e, ERR_TOO_LARGE, "%s: field \"%s\" exceeds %zu bytes", what, field,
+                           max);
+        v = cJSON_ParseWithLength(text, n);
+        if (!v)
+            return err_set(e, ERR_INVALID, "%s: field \"%s\" is not valid JSON", what, field);
+    }
+    if (!v)
+        return err_set(e, ERR_NOMEM, "%s: out of memory", what);
+    if (!cJSON_IsObject(v)) {
+        cJSON_Delete(v);
+        return err_set(e, ERR_INVALID, "%s: field \"%s\" must be a JSON object", what, field);
+    }
+    if (!cJSON_AddItemToObject(o, field, v)) {
+        cJSON_Delete(v);
+        return err_set(e, ERR_NOMEM, "%s: out of memory", what);
+    }
+    return 0;
+}
+
+/* The object under field as compact text in a new malloc'd string (*out). */
+static int admin_get_object(const char *what, const cJSON *o, const char *field, char **out,
+                            struct err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
+    char *text;
+    size_t n;
+
+    *out = NULL;
+    if (!v)
+        return err_set(e, ERR_PARSE, "%s: field \"%s\" is missing", what, field);
+    if (!cJSON_IsObject(v))
+        return err_set(e, ERR_PARSE, "%s: field \"%s\" must be a JSON object", what, field);
+    text = cJSON_PrintUnformatted(v);
+    if (!text)
+        return err_set(e, ERR_NOMEM, "%s: out of memory", what);
+    n = strlen(text);
+    *out = malloc(n + 1);
+    if (*out)
+        memcpy(*out, text, n + 1);
+    cJSON_free(text);
+    return *out ? 0 : err_set(e, ERR_NOMEM, "%s: out of memory", what);
+}
+
+int proto_admin_request_encode(const struct proto_admin_request *m, char **out, size_t *len,
+                               struct err *e)
+{
+    static const char W[] = "ADMIN_REQUEST";
+    cJSON *o = msg_new(W, e);
+    int rc;
+
+    if (!o)
+        return OUT_OF_MEMORY;
+    if ((rc = STR(o, command, m)) == 0 && memchr(m->args, '\0', sizeof(m->args)) == NULL)
+        rc = err_set(e, ERR_INVALID, "%s: field \"args\" is not NUL-terminated", W);
+    if (rc == 0)
+        rc = admin_put_object(W, o, "args", m->args, sizeof(m->args) - 1, e);
+    return msg_finish(W, o, rc, out, len, e);
+}
+
+int proto_admin_request_decode(const void *payload, size_t len, struct proto_admin_request *m,
+                               struct err *e)
+{
+    static const char W[] = "ADMIN_REQUEST";
+    char *args = NULL;
+    cJSON *o;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    if ((rc = msg_parse(W, payload, len, &o, e)) < 0)
+        return rc;
+    if ((rc = GSTR(o, command, m)) == 0 && (rc = admin_get_object(W, o, "args", &args, e)) == 0) {
+        size_t n = strlen(args);
+        if (n >= sizeof(m->args))
+            rc = err_set(e, ERR_TOO_LARGE, "%s: field \"args\" has %zu bytes, at most %zu allowed",
+                         W, n, sizeof(m->args) - 1);
+        else
+            memcpy(m->args, args, n + 1);
+    }
+    free(args);
+    cJSON_Delete(o);
+    return rc;
+}
+
+void proto_admin_reply_clear(struct proto_admin_reply *m)
+{
+    if (m) {
+        free(m->result);
+        m->result = NULL;
+    }
+}
+
+int proto_admin_reply_encode(const struct proto_admin_reply *m, char **out, size_t *len,
+                             struct err *e)
+{
+    static const char W[] = "ADMIN_REPLY";
+    cJSON *o = msg_new(W, e);
+    int rc;
+
+    if (!o)
+        return OUT_OF_MEMORY;
+    if ((rc = msg_put_num(W, o, "status", m->status, 0, PROTO_ADMIN_STATUS_MAX, e)) == 0 &&
+        (rc = STR(o, error, m)) == 0)
+        rc = admin_put_object(W, o, "result", m->result, PROTO_ADMIN_REPLY_MAX, e);
+    return msg_finish_max(W, o, rc, PROTO_ADMIN_REPLY_MAX, out, len, e);
+}
+
+int proto_admin_reply_decode(const void *payload, size_t len, struct proto_admin_reply *m,
+                             struct err *e)
+{
+    static const char W[] = "ADMIN_REPLY";
+    cJSON *o;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    if ((rc = msg_parse_max(W, payload, len, PROTO_ADMIN_REPLY_MAX, &o, e)) < 0)
+        return rc;
+    if ((rc = msg_get_int(W, o, "status", 0, PROTO_ADMIN_STATUS_MAX, &m->status, e)) == 0 &&
+        (rc = GSTR(o, error, m)) == 0)
+        rc = admin_get_object(W, o, "result", &m->result, e);
+    cJSON_Delete(o);
+    if (rc < 0)
+        proto_admin_reply_clear(m);
     return rc;
 }

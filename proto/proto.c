@@ -44,7 +44,10 @@ uint32_t proto_max_len(uint32_t type)
     case PROTO_UPLOAD_RESULT:
     case PROTO_SHOT:
     case PROTO_SHOT_INFO:
+    case PROTO_ADMIN_REQUEST:
         return PROTO_JSON_MAX;
+    case PROTO_ADMIN_REPLY:
+        return PROTO_ADMIN_REPLY_MAX;
     case PROTO_CREDIT:
         return 4;
     case PROTO_DATA:
@@ -91,6 +94,10 @@ const char *proto_type_name(uint32_t type)
         return "SHOT";
     case PROTO_SHOT_INFO:
         return "SHOT_INFO";
+    case PROTO_ADMIN_REQUEST:
+        return "ADMIN_REQUEST";
+    case PROTO_ADMIN_REPLY:
+        return "ADMIN_REPLY";
     default:
         return "UNKNOWN";
     }
@@ -138,7 +145,8 @@ int proto_frame_alloc(const struct proto_header *h, struct proto_frame **out, st
     struct proto_frame *f;
 
     *out = NULL;
-    if (h->length > PROTO_DATA_MAX && h->length > PROTO_JSON_MAX)
+    if (h->length > PROTO_DATA_MAX && h->length > PROTO_JSON_MAX &&
+        h->length > PROTO_ADMIN_REPLY_MAX)
         return err_set(e, ERR_TOO_LARGE, "frame of %lu bytes is too large",
                        (unsigned long)h->length);
     f = calloc(1, sizeof(*f) + (size_t)h->length + 1);

@@ -45,6 +45,11 @@
  *   SHOT         {"width": int} - answer SHOT_INFO then the PNG as DATA... END, or ERROR
  *                (503 when there is no display).
  *   SHOT_INFO    {"width": int, "height": int, "size": u64 (PNG bytes that follow)}
+ *   ADMIN_REQUEST agentctl -> service on the admin channel (docs/admin.md): {"command": str
+ *                (e.g. "status", "token status"), "args": object (command options)}.
+ *   ADMIN_REPLY  service -> agentctl, the answer: {"status": int (0 ok, else the agentctl exit
+ *                code 2..127), "error": str ("" when ok), "result": object}. Up to
+ *                PROTO_ADMIN_REPLY_MAX bytes (a `logs` result is bigger than other messages).
  * Types 64..127 are reserved for the admin channel (agentctl, issue 8).
  */
 #ifndef KASM_PROTO_H
@@ -80,6 +85,8 @@ enum proto_type {
     PROTO_UPLOAD_RESULT = 21,
     PROTO_SHOT = 22,
     PROTO_SHOT_INFO = 23,
+    PROTO_ADMIN_REQUEST = 64,
+    PROTO_ADMIN_REPLY = 65,
 };
 
 struct proto_header {
@@ -180,6 +187,24 @@ struct proto_shot_info {
     uint64_t size;
 };
 
+/* The admin channel (agentctl; docs/admin.md). */
+#define PROTO_ADMIN_COMMAND_MAX 64
+#define PROTO_ADMIN_ARGS_MAX    2048           /* the args object, compact JSON */
+#define PROTO_ADMIN_REPLY_MAX   (256u * 1024u) /* largest ADMIN_REPLY payload */
+#define PROTO_ADMIN_STATUS_MAX  127
+struct proto_admin_request {
+    char command[PROTO_ADMIN_COMMAND_MAX];
+    char args[PROTO_ADMIN_ARGS_MAX]; /* a JSON object as compact text; "" encodes as {} */
+};
+struct proto_admin_reply {
+    int status; /* 0 ok; else the agentctl exit code, 2..PROTO_ADMIN_STATUS_MAX */
+    char error[PROTO_TEXT_MAX];
+    char *result; /* a JSON object as compact text: NULL encodes as {}; the decoder allocates
+                     it (free with proto_admin_reply_clear) */
+};
+/* Frees m->result and sets it to NULL. */
+void proto_admin_reply_clear(struct proto_admin_reply *m);
+
 #define PROTO_CODEC(name)                                                                          \
     int proto_##name##_encode(const struct proto_##name *m, char **out, size_t *len,               \
                               struct err *e);                                                      \
@@ -196,6 +221,8 @@ PROTO_CODEC(upload_begin)
 PROTO_CODEC(upload_result)
 PROTO_CODEC(shot)
 PROTO_CODEC(shot_info)
+PROTO_CODEC(admin_request)
+PROTO_CODEC(admin_reply)
 #undef PROTO_CODEC
 
 /* CREDIT payload: 4 bytes little-endian. */

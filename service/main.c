@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/adm.h"
 #include "api/api.h"
 #include "cfg.h"
 #include "err.h"
@@ -322,6 +323,7 @@ static int agent_run(struct svc_host *h, void *arg)
     struct cfg cfg;
     struct err e = ERR_INIT;
     struct log_options lo = {0};
+    struct adm *admin = NULL;     /* the admin channel for agentctl (service/admin/adm.h) */
     struct dlc *lifecycle = NULL; /* owns cfg's token fields and config.yaml while it runs */
     struct api *api = NULL;       /* the HTTPS API (service/api/api.h) */
     struct sesm *sessions = NULL; /* the session helpers (service/session/sesm.h); may be NULL */
@@ -354,12 +356,24 @@ static int agent_run(struct svc_host *h, void *arg)
         );
     log_config_summary(&cfg);
 
+    /* The admin channel first: a second agent, or a squatter on the pipe, stops here. */
+    {
+        struct adm_config ac = {&cfg, c->cfg_path};
+        if ((rc = adm_start(&ac, &admin, &e)) < 0) {
+            log_shutdown();
+            cfg_free(&cfg);
+            return fail_start(h, c, rc, e.msg);
+        }
+    }
+
     /* The token lifecycle: check-in, keepalive, refresh (service/deploy/lifecycle.c). */
     if ((rc = dlc_start(&lifecycle, &cfg, &e)) < 0) {
+        adm_stop(admin);
         log_shutdown();
         cfg_free(&cfg);
         return fail_start(h, c, rc, e.msg);
     }
+    adm_attach(admin, lifecycle, NULL, NULL); /* from now on config reads take its lock */
 
     /* The session helpers (service/session/): without them the agent still serves what
      * does not need a user's session, so a failure here is logged, not fatal. */
@@ -382,6 +396,7 @@ static int agent_run(struct svc_host *h, void *arg)
     /* The HTTPS API on cfg.port (service/api/): fatal when it cannot start. */
     struct api_cfg_guard guard = {cfg_guard_lock, cfg_guard_unlock, lifecycle};
     if ((rc = api_start(&api, &cfg, &guard, sessions, &e)) < 0) {
+        adm_stop(admin);
         sesm_stop(sessions);
         dlc_stop(lifecycle);
         log_shutdown();
@@ -389,6 +404,7 @@ static int agent_run(struct svc_host *h, void *arg)
         return fail_start(h, c, rc, e.msg);
     }
 
+    adm_attach(admin, lifecycle, sessions, api);
     svc_report_running(h);
     while (!svc_stop_wait(h, UINT32_MAX)) {
         struct svc_event ev;
@@ -397,6 +413,7 @@ static int agent_run(struct svc_host *h, void *arg)
     }
 
     log_info("stopping (requested by %s)", svc_stop_source(h));
+    adm_stop(admin); /* first: its commands read the session manager and the lifecycle */
     /* The API before the rest: no new requests, the queued session work finishes. */
     api_stop(api);
     sesm_stop(sessions); /* after the API: no route holds a lease any more */

@@ -61,6 +61,25 @@ void dlc_cfg_unlock(struct dlc *l)
     plat_mutex_unlock(l->cfg_lock);
 }
 
+void dlc_token_status(struct dlc *l, struct dlc_token_status *out)
+{
+    struct jwt_claims claims = {0};
+
+    memset(out, 0, sizeof(*out));
+    dlc_cfg_lock(l);
+    out->registered = l->cfg->registered;
+    out->has_token = l->cfg->agent_jwt_token && l->cfg->agent_jwt_token[0];
+    if (out->has_token &&
+        jwt_decode_unverified(l->cfg->agent_jwt_token, strlen(l->cfg->agent_jwt_token), &claims,
+                              NULL) == 0 &&
+        claims.has_exp) {
+        out->has_exp = 1;
+        out->exp = claims.exp;
+    }
+    dlc_cfg_unlock(l);
+    jwt_claims_free(&claims);
+}
+
 static int stopping(struct dlc *l)
 {
     int s;

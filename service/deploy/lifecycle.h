@@ -29,4 +29,14 @@ void dlc_stop(struct dlc *l);
 void dlc_cfg_lock(struct dlc *l);
 void dlc_cfg_unlock(struct dlc *l);
 
+/* The agent token's state for `agentctl status` / `token status` (no secret in it). */
+struct dlc_token_status {
+    int registered; /* the config's `registered` */
+    int has_token;  /* agent_jwt_token is present */
+    int has_exp;    /* the token has an exp claim */
+    int64_t exp;    /* Unix seconds (has_exp) */
+};
+/* Fills *out from the configuration, under the config lock; thread-safe. */
+void dlc_token_status(struct dlc *l, struct dlc_token_status *out);
+
 #endif

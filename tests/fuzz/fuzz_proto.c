@@ -60,6 +60,40 @@ ROUNDTRIP(upload_result)
 ROUNDTRIP(shot)
 ROUNDTRIP(shot_info)
 
+ROUNDTRIP(admin_request)
+
+/* ADMIN_REPLY holds its result as allocated text: compared by content. */
+static void rt_admin_reply(const void *p, size_t len)
+{
+    struct proto_admin_reply a, b;
+    struct err e = ERR_INIT;
+    char *text = NULL;
+    size_t tlen = 0;
+    int rc;
+
+    if (proto_admin_reply_decode(p, len, &a, &e) < 0) {
+        if (e.msg[0] == 0)
+            violated("admin_reply: a failure without a message");
+        return;
+    }
+    rc = proto_admin_reply_encode(&a, &text, &tlen, &e);
+    if (rc == ERR_TOO_LARGE) {
+        proto_admin_reply_clear(&a);
+        return;
+    }
+    if (rc < 0)
+        violated("admin_reply: a decoded message does not encode");
+    if (tlen > PROTO_ADMIN_REPLY_MAX)
+        violated("admin_reply: encoded over its limit");
+    if (proto_admin_reply_decode(text, tlen, &b, &e) < 0)
+        violated("admin_reply: an encoded message does not decode");
+    if (a.status != b.status || strcmp(a.error, b.error) != 0 || strcmp(a.result, b.result) != 0)
+        violated("admin_reply: the round trip changed the message");
+    proto_admin_reply_clear(&a);
+    proto_admin_reply_clear(&b);
+    free(text);
+}
+
 static void all_json(const void *p, size_t len)
 {
     rt_hello(p, len);
@@ -73,6 +107,8 @@ static void all_json(const void *p, size_t len)
     rt_upload_result(p, len);
     rt_shot(p, len);
     rt_shot_info(p, len);
+    rt_admin_request(p, len);
+    rt_admin_reply(p, len);
 }
 
 static void by_type(uint32_t type, const void *p, size_t len)
@@ -114,6 +150,12 @@ static void by_type(uint32_t type, const void *p, size_t len)
         break;
     case PROTO_SHOT_INFO:
         rt_shot_info(p, len);
+        break;
+    case PROTO_ADMIN_REQUEST:
+        rt_admin_request(p, len);
+        break;
+    case PROTO_ADMIN_REPLY:
+        rt_admin_reply(p, len);
         break;
     default:
         break;

@@ -61,7 +61,9 @@ class AgentDir:
     def write_config(self, **keys):
         # A free port for the agent's own HTTPS API: other tests on this machine may hold 4902.
         base = {"log_file": self.log, "upload_dir": os.path.join(self.dir, "Upload"),
-                "custom_unknown_key": "kept", "port": free_port()}
+                "custom_unknown_key": "kept", "port": free_port(),
+                # its own admin channel: other tests run agents at the same time
+                "admin_socket": os.path.join(self.dir, "admin.sock")}
         base.update(keys)
         with open(self.cfg, "w", encoding="utf-8") as f:
             yaml.safe_dump(base, f)

@@ -128,6 +128,11 @@ class Agent:
             with open(none, "w") as f:
                 f.write("# no sessions\n")
             extra += f"sessions_file: {none}\n"
+        if "admin_socket:" not in extra:
+            # its own admin channel: other tests run agents at the same time
+            extra += "admin_socket: %s\n" % (
+                "\\\\.\\pipe\\kasm-test-%d-%s" % (os.getpid(), name) if WINE_RUN
+                else os.path.join(self.dir, "admin.sock"))
         with open(self.cfg, "w") as f:
             f.write(f"ssl: {'true' if ssl_on else 'false'}\nport: 0\n"
                     f"listen_address: 127.0.0.1\n"

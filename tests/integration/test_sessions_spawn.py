@@ -181,7 +181,8 @@ class Checks:
                     "server_id: 0123456789abcdef0123456789abcdef\n"
                     f"log_file: {self.log}\n"
                     f"session_helper: {os.path.join(self.bin_dir, 'session_helper')}\n"
-                    f"sessions_file: {self.sessions}\n")
+                    f"sessions_file: {self.sessions}\n"
+                    f"admin_socket: {os.path.join(self.tmp, 'admin.sock')}\n")
         env = dict(os.environ, KASM_SESSION_POLL_MS="200")
         self.err = open(os.path.join(self.tmp, "stderr.txt"), "w")
         self.agent = subprocess.Popen([os.path.join(self.bin_dir, "agent"), "--console",

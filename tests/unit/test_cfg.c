@@ -223,7 +223,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.api_ca_file, "");
     assert_int_equal(c.jwt_leeway, 60);
 #ifdef _WIN32
-    assert_string_equal(c.admin_socket, "");
+    assert_string_equal(c.admin_socket, "\\\\.\\pipe\\kasm-open-agent-admin");
 #else
     assert_string_equal(c.admin_socket, "/run/kasm-open-agent/admin.sock");
 #endif

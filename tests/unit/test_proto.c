@@ -2,8 +2,9 @@
  * test_proto.c - proto/proto.c and proto/msg.c: the frame header codec (layout, bad magic,
  * other version, unknown type, over-long frames for every type), frame allocation, CREDIT,
  * the HELLO check, and every JSON message (round trip, each field missing, each field of the
- * wrong type, strings one byte too long, numbers out of range, non-JSON). Runs natively and
- * under Wine.
+ * wrong type, strings one byte too long, numbers out of range, non-JSON), and the admin
+ * channel's ADMIN_REQUEST / ADMIN_REPLY (round trip, bad fields, size limits). Runs natively
+ * and under Wine.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,10 +23,10 @@
 #include "proto.h"
 
 static const uint32_t all_types[] = {
-    PROTO_HELLO,   PROTO_ERROR,     PROTO_LOG,     PROTO_CREDIT,       PROTO_DATA,
-    PROTO_END,     PROTO_CANCEL,    PROTO_PING,    PROTO_PONG,         PROTO_DL_OPEN,
-    PROTO_DL_INFO, PROTO_DL_READ,   PROTO_DL_LIST, PROTO_UPLOAD_BEGIN, PROTO_UPLOAD_RESULT,
-    PROTO_SHOT,    PROTO_SHOT_INFO,
+    PROTO_HELLO,   PROTO_ERROR,     PROTO_LOG,           PROTO_CREDIT,       PROTO_DATA,
+    PROTO_END,     PROTO_CANCEL,    PROTO_PING,          PROTO_PONG,         PROTO_DL_OPEN,
+    PROTO_DL_INFO, PROTO_DL_READ,   PROTO_DL_LIST,       PROTO_UPLOAD_BEGIN, PROTO_UPLOAD_RESULT,
+    PROTO_SHOT,    PROTO_SHOT_INFO, PROTO_ADMIN_REQUEST, PROTO_ADMIN_REPLY,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -89,7 +90,7 @@ static void test_header_other_version(void **state)
 
 static void test_header_unknown_type(void **state)
 {
-    static const uint32_t bad[] = {0, 10, 15, 24, 63, 64, 127, 128, 0xffffffffu};
+    static const uint32_t bad[] = {0, 10, 15, 24, 63, 66, 127, 128, 0xffffffffu};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t b[PROTO_HEADER_SIZE];
         struct proto_header h;
@@ -628,6 +629,179 @@ static void test_msg_largest_fit(void **state)
     free(out);
 }
 
+/* ---- the admin channel ---- */
+
+static void test_admin_request_roundtrip(void **state)
+{
+    struct proto_admin_request a, b;
+    struct err e = ERR_INIT;
+    char *out = NULL;
+    size_t len = 0;
+
+    memset(&a, 0, sizeof(a));
+    snprintf(a.command, sizeof(a.command), "token status");
+    snprintf(a.args, sizeof(a.args), "{ \"lines\" : 20, \"level\": \"info\" }");
+    assert_int_equal(proto_admin_request_encode(&a, &out, &len, &e), 0);
+    assert_int_equal(proto_max_len(PROTO_ADMIN_REQUEST), PROTO_JSON_MAX);
+    assert_int_equal(proto_admin_request_decode(out, len, &b, &e), 0);
+    assert_string_equal(b.command, "token status");
+    assert_string_equal(b.args, "{\"lines\":20,\"level\":\"info\"}");
+    free(out);
+
+    /* empty args: {} */
+    a.args[0] = '\0';
+    assert_int_equal(proto_admin_request_encode(&a, &out, &len, &e), 0);
+    assert_non_null(strstr(out, "\"args\":{}"));
+    assert_int_equal(proto_admin_request_decode(out, len, &b, &e), 0);
+    assert_string_equal(b.args, "{}");
+    free(out);
+    assert_string_equal(proto_type_name(PROTO_ADMIN_REQUEST), "ADMIN_REQUEST");
+    assert_string_equal(proto_type_name(PROTO_ADMIN_REPLY), "ADMIN_REPLY");
+}
+
+static void test_admin_request_bad(void **state)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        const char *needle;
+    } cases[] = {
+        {"{\"args\":{}}", ERR_PARSE, "\"command\" is missing"},
+        {"{\"command\":\"status\"}", ERR_PARSE, "\"args\" is missing"},
+        {"{\"command\":7,\"args\":{}}", ERR_PARSE, "\"command\" must be a string"},
+        {"{\"command\":\"status\",\"args\":[]}", ERR_PARSE, "must be a JSON object"},
+        {"{\"command\":\"status\",\"args\":\"x\"}", ERR_PARSE, "must be a JSON object"},
+        {"[1]", ERR_PARSE, "not a JSON object"},
+        {"{\"command\":\"status\",\"args\":{}} x", ERR_PARSE, "bytes after"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct proto_admin_request m;
+        struct err e = ERR_INIT;
+        assert_int_equal(proto_admin_request_decode(cases[i].text, strlen(cases[i].text), &m, &e),
+                         cases[i].rc);
+        assert_non_null(strstr(e.msg, cases[i].needle));
+        assert_non_null(strstr(e.msg, "ADMIN_REQUEST"));
+    }
+    /* a command name one byte too long, args too big for their buffer */
+    {
+        char text[PROTO_ADMIN_ARGS_MAX + 256];
+        struct proto_admin_request m;
+        struct err e = ERR_INIT;
+        int n = snprintf(text, sizeof(text), "{\"command\":\"%0*d\",\"args\":{}}",
+                         PROTO_ADMIN_COMMAND_MAX, 0);
+        assert_int_equal(proto_admin_request_decode(text, (size_t)n, &m, &e), ERR_TOO_LARGE);
+        n = snprintf(text, sizeof(text), "{\"command\":\"logs\",\"args\":{\"x\":\"%0*d\"}}",
+                     PROTO_ADMIN_ARGS_MAX, 0);
+        assert_int_equal(proto_admin_request_decode(text, (size_t)n, &m, &e), ERR_TOO_LARGE);
+    }
+    /* the encoder refuses args that are not an object */
+    {
+        struct proto_admin_request m;
+        struct err e = ERR_INIT;
+        char *out = NULL;
+        size_t len = 0;
+        memset(&m, 0, sizeof(m));
+        snprintf(m.command, sizeof(m.command), "logs");
+        snprintf(m.args, sizeof(m.args), "[1,2]");
+        assert_int_equal(proto_admin_request_encode(&m, &out, &len, &e), ERR_INVALID);
+        snprintf(m.args, sizeof(m.args), "{nope");
+        assert_int_equal(proto_admin_request_encode(&m, &out, &len, &e), ERR_INVALID);
+        assert_null(out);
+    }
+}
+
+static void test_admin_reply_roundtrip(void **state)
+{
+    struct proto_admin_reply a, b;
+    struct err e = ERR_INIT;
+    char *out = NULL;
+    size_t len = 0;
+    char *big;
+    size_t n = 200 * 1024; /* larger than PROTO_JSON_MAX: a `logs` reply */
+
+    memset(&a, 0, sizeof(a));
+    a.status = 0;
+    a.result = "{\"version\":\"1.0\",\"sessions\":[{\"id\":1}]}";
+    assert_int_equal(proto_admin_reply_encode(&a, &out, &len, &e), 0);
+    assert_int_equal(proto_admin_reply_decode(out, len, &b, &e), 0);
+    assert_int_equal(b.status, 0);
+    assert_string_equal(b.error, "");
+    assert_string_equal(b.result, a.result);
+    proto_admin_reply_clear(&b);
+    assert_null(b.result);
+    free(out);
+
+    a.status = 4;
+    snprintf(a.error, sizeof(a.error), "permission denied: run agentctl as root");
+    a.result = NULL;
+    assert_int_equal(proto_admin_reply_encode(&a, &out, &len, &e), 0);
+    assert_int_equal(proto_admin_reply_decode(out, len, &b, &e), 0);
+    assert_int_equal(b.status, 4);
+    assert_string_equal(b.error, a.error);
+    assert_string_equal(b.result, "{}");
+    proto_admin_reply_clear(&b);
+    free(out);
+
+    big = malloc(n + 32);
+    assert_non_null(big);
+    memcpy(big, "{\"x\":\"", 6);
+    memset(big + 6, 'a', n);
+    memcpy(big + 6 + n, "\"}", 3);
+    a.status = 0;
+    a.error[0] = '\0';
+    a.result = big;
+    assert_int_equal(proto_admin_reply_encode(&a, &out, &len, &e), 0);
+    assert_true(len > PROTO_JSON_MAX && len <= PROTO_ADMIN_REPLY_MAX);
+    assert_int_equal(proto_admin_reply_decode(out, len, &b, &e), 0);
+    assert_string_equal(b.result, big);
+    proto_admin_reply_clear(&b);
+    free(out);
+    free(big);
+    assert_int_equal(proto_max_len(PROTO_ADMIN_REPLY), PROTO_ADMIN_REPLY_MAX);
+}
+
+static void test_admin_reply_bad(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *needle;
+    } cases[] = {
+        {"{\"error\":\"\",\"result\":{}}", "\"status\" is missing"},
+        {"{\"status\":-1,\"error\":\"\",\"result\":{}}", "\"status\" must be an integer"},
+        {"{\"status\":128,\"error\":\"\",\"result\":{}}", "\"status\" must be an integer"},
+        {"{\"status\":1.5,\"error\":\"\",\"result\":{}}", "\"status\" must be an integer"},
+        {"{\"status\":0,\"result\":{}}", "\"error\" is missing"},
+        {"{\"status\":0,\"error\":null,\"result\":{}}", "\"error\" must be a string"},
+        {"{\"status\":0,\"error\":\"\"}", "\"result\" is missing"},
+        {"{\"status\":0,\"error\":\"\",\"result\":5}", "must be a JSON object"},
+        {"not json", "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct proto_admin_reply m;
+        struct err e = ERR_INIT;
+        assert_int_equal(proto_admin_reply_decode(cases[i].text, strlen(cases[i].text), &m, &e),
+                         ERR_PARSE);
+        assert_non_null(strstr(e.msg, cases[i].needle));
+        assert_null(m.result);
+    }
+    /* over the limit: refused before parsing; the encoder refuses a bad status */
+    {
+        struct proto_admin_reply m;
+        struct err e = ERR_INIT;
+        char *out = NULL;
+        size_t len = 0;
+        assert_int_equal(proto_admin_reply_decode("{}", PROTO_ADMIN_REPLY_MAX + 1, &m, &e),
+                         ERR_TOO_LARGE);
+        memset(&m, 0, sizeof(m));
+        m.status = 200;
+        assert_int_equal(proto_admin_reply_encode(&m, &out, &len, &e), ERR_INVALID);
+        m.status = 0;
+        m.result = "[]";
+        assert_int_equal(proto_admin_reply_encode(&m, &out, &len, &e), ERR_INVALID);
+        assert_null(out);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -650,6 +824,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_msg_number_ranges),
         cmocka_unit_test(test_msg_encode_refuses),
         cmocka_unit_test(test_msg_largest_fit),
+        cmocka_unit_test(test_admin_request_roundtrip),
+        cmocka_unit_test(test_admin_request_bad),
+        cmocka_unit_test(test_admin_reply_roundtrip),
+        cmocka_unit_test(test_admin_reply_bad),
     };
     return UNIT_RUN("proto", tests, NULL, NULL);
 }

@@ -78,7 +78,8 @@ def main():
         f.write("port: 0\nlisten_address: 127.0.0.1\ndebug: true\n"
                 "api_host: kasm.example.test\nserver_id: 0123456789abcdef0123456789abcdef\n"
                 f"log_file: {win_path(log)}\nsession_helper: {win_path(helper)}\n"
-                f"upload_dir: {win_path(tmp + '/up')}\ndownload_dir: {win_path(tmp + '/down')}\n")
+                f"upload_dir: {win_path(tmp + '/up')}\ndownload_dir: {win_path(tmp + '/down')}\n"
+                f"admin_socket: \\\\.\\pipe\\kasm-test-sessions-{os.getpid()}\n")
     env = dict(os.environ, KASM_SESSION_POLL_MS="500")
     proc = subprocess.Popen([args.wine_run, args.agent, "--console", "--cfg", win_path(cfg)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,

@@ -74,9 +74,12 @@ class LifecycleTest(unittest.TestCase):
     def test_refresh_many_cycles(self):
         # 15 cycles in the quick run; the ctest entry deploy_refresh_soak asks for 200
         cycles = int(os.environ.get("KASM_REFRESH_CYCLES", "15"))
-        self.sim.set_token_lifetime(2)
-        self.configure_agent(self.sim.mint_agent_token(lifetime=2))
-        self.a.start()
+        # 3 s tokens (exp is whole seconds: 2-3 s of life once received) refreshed when a third
+        # is left: a window of 0.67-1 s, checked every 100 ms, for the refresh's round trip
+        # even on a loaded machine (2 s tokens left 0.33 s: a few refreshes came late in CI)
+        self.sim.set_token_lifetime(3)
+        self.configure_agent(self.sim.mint_agent_token(lifetime=3))
+        self.a.start(heartbeat_ms=100)
         F.wait_until(lambda: len([c for c in self.sim.calls("refresh_token")
                                   if c.verdict == "valid"]) >= cycles,
                      timeout=20 + 3 * cycles, what=f"{cycles} refreshes")

@@ -6,7 +6,6 @@
 #include "ctl_chan.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "plat.h"
+#include "posix/sockio.h"
 
 struct ctl_conn {
     int fd;
@@ -68,62 +68,14 @@ int ctl_connect(const char *endpoint, int debug, struct ctl_conn **out, struct e
     return 0;
 }
 
-static int ctl_wait(int fd, short events, uint64_t deadline, struct err *e)
-{
-    for (;;) {
-        struct pollfd p = {fd, events, 0};
-        uint64_t now = plat_monotonic_ms();
-        int rc;
-        if (now >= deadline)
-            return err_set(e, ERR_TIMEOUT, "the agent did not answer in time");
-        rc = poll(&p, 1, (int)(deadline - now));
-        if (rc > 0)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return err_set(e, ERR_IO, "poll: %s", strerror(errno));
-    }
-}
-
 int ctl_read(struct ctl_conn *c, void *buf, size_t len, uint64_t deadline, struct err *e)
 {
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n;
-        int rc = ctl_wait(c->fd, POLLIN, deadline, e);
-        if (rc < 0)
-            return rc;
-        n = recv(c->fd, (char *)buf + got, len - got, MSG_DONTWAIT);
-        if (n == 0)
-            return err_set(e, ERR_IO, "the agent closed the connection without an answer");
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-                continue;
-            return err_set(e, ERR_IO, "reading the answer: %s", strerror(errno));
-        }
-        got += (size_t)n;
-    }
-    return 0;
+    return sockio_read_full(c->fd, buf, len, deadline, "the agent", e);
 }
 
 int ctl_write(struct ctl_conn *c, const void *buf, size_t len, uint64_t deadline, struct err *e)
 {
-    size_t put = 0;
-
-    while (put < len) {
-        ssize_t n;
-        int rc = ctl_wait(c->fd, POLLOUT, deadline, e);
-        if (rc < 0)
-            return rc;
-        n = send(c->fd, (const char *)buf + put, len - put, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-                continue;
-            return err_set(e, ERR_IO, "sending the request: %s", strerror(errno));
-        }
-        put += (size_t)n;
-    }
-    return 0;
+    return sockio_write_all(c->fd, buf, len, deadline, "the agent", e);
 }
 
 void ctl_close(struct ctl_conn *c)

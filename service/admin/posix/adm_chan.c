@@ -21,6 +21,7 @@
 #include "cfg.h"
 #include "fsutil.h"
 #include "plat.h"
+#include "posix/sockio.h"
 
 struct adm_listener {
     int fd;
@@ -249,64 +250,15 @@ int adm_conn_authorize(struct adm_conn *c, struct err *e)
                    (unsigned long)c->uid, (long)c->pid);
 }
 
-/* Waits until fd is ready for events or the deadline passed. */
-static int adm_wait(int fd, short events, uint64_t deadline, struct err *e)
-{
-    for (;;) {
-        struct pollfd p = {fd, events, 0};
-        uint64_t now = plat_monotonic_ms();
-        int rc;
-        if (now >= deadline)
-            return err_set(e, ERR_TIMEOUT, "the client was too slow");
-        rc = poll(&p, 1, (int)(deadline - now));
-        if (rc > 0)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return err_set(e, ERR_IO, "poll: %s", strerror(errno));
-    }
-}
-
 int adm_conn_read(struct adm_conn *c, void *buf, size_t len, uint64_t deadline, struct err *e)
 {
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n;
-        int rc = adm_wait(c->fd, POLLIN, deadline, e);
-        if (rc < 0)
-            return rc;
-        n = recv(c->fd, (char *)buf + got, len - got, MSG_DONTWAIT);
-        if (n == 0)
-            return err_set(e, ERR_IO, "the client closed the connection early");
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-                continue;
-            return err_set(e, ERR_IO, "read: %s", strerror(errno));
-        }
-        got += (size_t)n;
-    }
-    return 0;
+    return sockio_read_full(c->fd, buf, len, deadline, "the client", e);
 }
 
 int adm_conn_write(struct adm_conn *c, const void *buf, size_t len, uint64_t deadline,
                    struct err *e)
 {
-    size_t put = 0;
-
-    while (put < len) {
-        ssize_t n;
-        int rc = adm_wait(c->fd, POLLOUT, deadline, e);
-        if (rc < 0)
-            return rc;
-        n = send(c->fd, (const char *)buf + put, len - put, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-                continue;
-            return err_set(e, ERR_IO, "write: %s", strerror(errno));
-        }
-        put += (size_t)n;
-    }
-    return 0;
+    return sockio_write_all(c->fd, buf, len, deadline, "the client", e);
 }
 
 void adm_conn_close(struct adm_conn *c)

@@ -416,9 +416,14 @@ int main(int argc, char **argv)
         if (!cfg_path && ctl_installed_cfg(path, sizeof(path)) == 0)
             cfg_path = path;
         if (cfg_path && cfg_load(&cfg, cfg_path, &e) < 0) {
-            fprintf(stderr, "%s: %s\n", PROG, e.msg);
-            cfg_free(&cfg);
-            return CTL_USAGE;
+            if (strcmp(a.command, "doctor") != 0) {
+                fprintf(stderr, "%s: %s\n", PROG, e.msg);
+                cfg_free(&cfg);
+                return CTL_USAGE;
+            }
+            /* doctor is for when things are broken: its config check names the problem */
+            fprintf(stderr, "%s: warning: %s; trying the default admin channel\n", PROG, e.msg);
+            cfg_path = NULL;
         }
         rc = adm_endpoint(cfg_path ? cfg.admin_socket : NULL, endpoint, sizeof(endpoint), &e);
         cfg_free(&cfg);

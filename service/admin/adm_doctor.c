@@ -143,6 +143,40 @@ enum admd_verdict admd_judge_token(int has_token, int has_exp, int64_t exp, int6
     return ADMD_OK;
 }
 
+int admd_port_in_list(const char *list, int port)
+{
+    const char *p = list;
+
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[32];
+        long lo, hi;
+        char *q;
+
+        while (len && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len > 0 && len < sizeof(item)) {
+            memcpy(item, p, len);
+            item[len] = '\0';
+            if (strcmp(item, "*") == 0)
+                return 1;
+            lo = strtol(item, &q, 10);
+            hi = lo;
+            if (q != item && *q == '-')
+                hi = strtol(q + 1, &q, 10);
+            if (q != item && *q == '\0' && lo <= port && port <= hi)
+                return 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
 /* ---- helpers ---- */
 
 #if defined(__GNUC__)
@@ -742,7 +776,7 @@ static void admd_check_helpers(const struct admd_ctx *x, struct admd_check *c)
             starting++;
         else
             down++;
-        snprintf(text + l, sizeof(text) - l, "%ssession %u (%s) %s after %u restart(s)",
+        snprintf(text + l, sizeof(text) - l, "%ssession %u (%s): %s, %u restart(s) so far",
                  l ? "; " : "", (unsigned)rows[i].session_id, rows[i].user, rows[i].state,
                  rows[i].restarts);
     }

@@ -63,6 +63,9 @@ enum admd_verdict admd_judge_cert(int64_t to_not_before, int64_t to_not_after);
 enum admd_verdict admd_judge_skew(int64_t skew, int leeway);
 /* Free space: warning under 1 GiB or under 5% of the volume. */
 enum admd_verdict admd_judge_disk(uint64_t free_bytes, uint64_t total_bytes);
+/* 1 when a firewall rule's local ports ("*", "4902", "80,443,4900-4910", "RPC" ...) include
+ * port. */
+int admd_port_in_list(const char *list, int port);
 /* The agent token: fail when absent or past its exp. */
 enum admd_verdict admd_judge_token(int has_token, int has_exp, int64_t exp, int64_t now);
 

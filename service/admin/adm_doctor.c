@@ -267,7 +267,7 @@ static BIO *admd_pem_bio(const char *path, struct err *e)
 
     if (fs_read_all(path, ADMD_PEM_MAX, &pem, &len, e) < 0)
         return NULL;
-    b = BIO_new(BIO_s_mem());
+    b = BIO_new(BIO_s_secmem()); /* cleansed when freed: it may hold a key */
     if (!b || BIO_write(b, pem, (int)len) != (int)len) {
         BIO_free(b);
         b = NULL;

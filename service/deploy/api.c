@@ -254,11 +254,23 @@ static void wipe_free(char *s)
 
 int dapi_healthcheck(const struct dcl_options *net, const char *host, int port, struct err *e)
 {
+    return dapi_healthcheck_date(net, host, port, NULL, 0, e);
+}
+
+int dapi_healthcheck_date(const struct dcl_options *net, const char *host, int port, char *date,
+                          size_t cap, struct err *e)
+{
     struct dcl_response r;
     void *json = NULL;
-    int rc = dcl_request(net, host, port, "GET", "/api/__healthcheck", NULL, &r, e);
+    int rc;
+
+    if (date && cap)
+        date[0] = '\0';
+    rc = dcl_request(net, host, port, "GET", "/api/__healthcheck", NULL, &r, e);
     if (rc < 0)
         return err_prefix(e, "the health check of %s:%d failed", host, port);
+    if (date && cap && !dcl_header_get(r.headers, "Date", date, cap))
+        date[0] = '\0';
     rc = dapi_check_answer(host, port, "the health check", r.status, r.body, r.body_len, &json, e);
     cJSON_Delete(json);
     dcl_response_free(&r);

@@ -72,6 +72,9 @@ char *dapi_register_body(const char *reg_token, const char *server_id, const cha
 
 /* GET /api/__healthcheck on one host. */
 int dapi_healthcheck(const struct dcl_options *net, const char *host, int port, struct err *e);
+/* The same; date (cap bytes, may be NULL) receives the answer's HTTP Date header ("" if none). */
+int dapi_healthcheck_date(const struct dcl_options *net, const char *host, int port, char *date,
+                          size_t cap, struct err *e);
 /*
  * POST /api/admin/register_component. reg_token set: registration; else a check-in with
  * agent_token as ?token=. server_id may be NULL or "" (UUID registration without an id).

@@ -77,7 +77,9 @@ static int tcp_connect(const char *host, int port, uint32_t timeout_ms, int *fd_
             BIO_closesocket(fd);
             continue;
         }
-        r = BIO_connect(fd, BIO_ADDRINFO_address(ai), 0);
+        /* BIO_SOCK_NONBLOCK: without it BIO_connect makes the socket blocking again, and a
+         * deployment that stalls mid-answer would hold the reader past every deadline. */
+        r = BIO_connect(fd, BIO_ADDRINFO_address(ai), BIO_SOCK_NONBLOCK);
         if (r != 1 && BIO_sock_should_retry(-1)) {
             int w = dcl_sock_wait(fd, 0, remaining_ms(deadline));
             if (w == 0)

@@ -237,6 +237,36 @@ out:
     return rc;
 }
 
+int dreg_reach_check(const struct dcl_options *net, const char *host, int port,
+                     uint32_t tcp_timeout_ms, enum dreg_step *failed, char *date, size_t date_cap,
+                     struct err *e)
+{
+    enum dreg_step step = DREG_STEP_RESOLVE;
+    int rc;
+
+    if (date && date_cap)
+        date[0] = '\0';
+    if ((rc = dcl_resolve_check(host, port, e)) < 0) {
+        err_prefix(e, "name resolution failed");
+        goto out;
+    }
+    step = DREG_STEP_TCP;
+    if ((rc = dcl_tcp_check(host, port, tcp_timeout_ms, e)) < 0) {
+        err_prefix(e, "the deployment is not reachable over TCP");
+        goto out;
+    }
+    step = DREG_STEP_HEALTH;
+    if ((rc = dapi_healthcheck_date(net, host, port, date, date_cap, e)) < 0) {
+        err_prefix(e, "the Kasm API health check failed");
+        goto out;
+    }
+    step = DREG_STEP_NONE;
+out:
+    if (failed)
+        *failed = step;
+    return rc;
+}
+
 int dreg_cli(const struct dreg_request *req, struct err *e)
 {
     struct cfg cfg;
@@ -256,24 +286,14 @@ int dreg_cli(const struct dreg_request *req, struct err *e)
         goto out;
     }
 
-    if ((rc = dcl_resolve_check(req->host, req->port, e)) < 0) {
-        err_prefix(e, "name resolution failed");
-        goto out;
-    }
-    if ((rc = dcl_tcp_check(req->host, req->port, 10000, e)) < 0) {
-        err_prefix(e, "the deployment is not reachable over TCP");
-        goto out;
-    }
     memset(&conn, 0, sizeof(conn));
     conn.hosts[0] = req->host;
     conn.host_count = 1;
     conn.port = req->port;
     conn.net.verify_cert = cfg.api_verify_cert;
     conn.net.ca_file = cfg.api_ca_file;
-    if ((rc = dapi_healthcheck(&conn.net, req->host, req->port, e)) < 0) {
-        err_prefix(e, "the Kasm API health check failed");
+    if ((rc = dreg_reach_check(&conn.net, req->host, req->port, 10000, NULL, NULL, 0, e)) < 0)
         goto out;
-    }
     log_info("registering with %s:%d", req->host, req->port);
     snprintf(cfg.api_host[0], sizeof(cfg.api_host[0]), "%s", req->host);
     cfg.api_host_count = 1;

@@ -13,6 +13,8 @@
 #ifndef KASM_DEPLOY_REGISTER_H
 #define KASM_DEPLOY_REGISTER_H
 
+#include <stdint.h>
+
 #include "api.h"
 #include "cfg.h"
 #include "err.h"
@@ -45,6 +47,26 @@ void dreg_conn_from_cfg(struct dapi_conn *conn, const struct cfg *cfg);
  */
 int dreg_register(struct cfg *cfg, struct dapi_conn *conn, const char *token, const char *server_id,
                   struct err *e);
+
+/* Which step of dreg_reach_check() failed. */
+enum dreg_step {
+    DREG_STEP_NONE = 0,
+    DREG_STEP_RESOLVE, /* name resolution */
+    DREG_STEP_TCP,     /* TCP connection */
+    DREG_STEP_HEALTH,  /* TLS and GET /api/__healthcheck */
+};
+
+/*
+ * The checks before talking to a deployment host (the command line's registration and
+ * agentctl doctor): name resolution, a TCP connection within tcp_timeout_ms, and the API
+ * health check over net. The error says which failed ("name resolution failed: ...", "the
+ * deployment is not reachable over TCP: ...", "the Kasm API health check failed: ..."), so
+ * does *failed (may be NULL). date (may be NULL) receives the health check's HTTP Date header
+ * ("" when absent).
+ */
+int dreg_reach_check(const struct dcl_options *net, const char *host, int port,
+                     uint32_t tcp_timeout_ms, enum dreg_step *failed, char *date, size_t date_cap,
+                     struct err *e);
 
 /*
  * The command line: checks name resolution, TCP reach and the API health check (the error

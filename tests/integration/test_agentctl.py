@@ -242,7 +242,7 @@ class AgentctlTest(unittest.TestCase):
         self.assertEqual(rc, 2)
 
     def test_not_yet_and_usage(self):
-        for words in (["reload"], ["config"], ["doctor"], ["token", "refresh"],
+        for words in (["reload"], ["config"], ["token", "refresh"],
                       ["screenshot"], ["register"], ["logs", "--follow"]):
             rc, out, err = self.ctl(*words)
             self.assertEqual(rc, 3, f"{words}: {err!r}")

@@ -446,10 +446,12 @@ class SimConfig:
     refresh_reply_key: str = "agent_jwt_token"  # or auth_token / token
     refresh_reply_nested: bool = False  # put it under "server_agent"
     error_status: int = 200  # HTTP status of {"error_message": ...} replies
+    date_offset: int = 0  # seconds added to the API's HTTP Date header (a skewed clock)
 
     RUNTIME_KEYS: ClassVar[tuple[str, ...]] = (
         "token_lifetime", "grace", "multi_user", "user_sso", "refresh_reply_key",
-        "refresh_reply_nested", "error_status")
+        "refresh_reply_nested", "error_status", "date_offset")
+    SIGNED_KEYS: ClassVar[tuple[str, ...]] = ("date_offset",)  # may be negative
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply run-time changes; raise ValueError on unknown keys or bad values."""
@@ -466,7 +468,9 @@ class SimConfig:
                 raise ValueError(f"{key} must be true or false")
             return value
         if isinstance(current, int):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key} must be a number")
+            if value < 0 and key not in self.SIGNED_KEYS:
                 raise ValueError(f"{key} must be a non-negative number")
             return int(value)
         if key == "refresh_reply_key" and value not in TOKEN_REPLY_KEYS:
@@ -1061,6 +1065,12 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
 
 class _ApiHandler(_BaseHandler):
     server: "_ApiServer"
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """The Date header, shifted by the configuration's date_offset (a skewed clock)."""
+        if timestamp is None:
+            timestamp = time.time()
+        return super().date_time_string(timestamp + self.server.sim.config.date_offset)
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import email.policy
+import email.utils
 import http.client
 import http.server
 import io
@@ -486,6 +487,28 @@ class EndpointTests(SimTestCase):
         resp = api_call("POST", "/api/set_server_status", {"token": SIM.mint_agent_token()}, body)
         self.assertEqual((resp.status, resp.json()), (200, {}))
         self.assertEqual(SIM.server_statuses(), [body])
+
+    def test_date_offset_skews_the_date_header(self) -> None:
+        def date_of_healthcheck() -> float:
+            ctx = ssl.create_default_context(cafile=SIM.ca_file)
+            conn = http.client.HTTPSConnection("127.0.0.1", SIM.api_port, context=ctx, timeout=5)
+            try:
+                conn.request("GET", "/api/__healthcheck")
+                response = conn.getresponse()
+                response.read()
+                return email.utils.parsedate_to_datetime(response.getheader("Date")).timestamp()
+            finally:
+                conn.close()
+
+        self.assertLess(abs(date_of_healthcheck() - time.time()), 30)
+        SIM.configure(date_offset=3600)
+        self.assertLess(abs(date_of_healthcheck() - time.time() - 3600), 30)
+        SIM.configure(date_offset=-600)
+        self.assertLess(abs(date_of_healthcheck() - time.time() + 600), 30)
+        with self.assertRaises(ValueError):
+            SIM.configure(grace=-1)
+        SIM.reset()
+        self.assertEqual(SIM.config.date_offset, 0)
 
     def test_healthcheck_and_unknown_routes(self) -> None:
         resp = api_call("GET", "/api/__healthcheck")

@@ -450,8 +450,8 @@ static void registration_next_step(const char *cfg_path)
     else if (rc == 0)
         printf("Next step: " AGENT_RESTART_HINT ".\n");
     else
-        printf("The running agent did not reload its configuration (%s).\nNext step: "
-               AGENT_RESTART_HINT ".\n",
+        printf("The running agent did not reload its configuration (%s).\nNext "
+               "step: " AGENT_RESTART_HINT ".\n",
                e.msg);
 }
 

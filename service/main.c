@@ -301,13 +301,19 @@ static void cfg_guard_unlock(void *ctx)
     dlc_cfg_unlock(ctx);
 }
 
-static void handle_event(const struct svc_event *ev, struct sesm *sessions)
+static void handle_event(const struct svc_event *ev, struct sesm *sessions, struct dlc *lifecycle)
 {
     switch (ev->type) {
-    case SVC_EVENT_RELOAD:
-        log_warning("reload requested, but reloading the configuration is not implemented yet; "
-                    "restart the service to apply changes");
+    case SVC_EVENT_RELOAD: {
+        /* the same reload as `agentctl reload`, not waited for (the lifecycle logs what it
+         * applied); the loop must stay free for a stop request */
+        static struct dlc_result res;
+        struct err e = ERR_INIT;
+        log_info("reload requested by the service host");
+        if (dlc_command(lifecycle, DLC_CMD_RELOAD, NULL, 0, &res, &e) < 0 && e.code != ERR_TIMEOUT)
+            log_warning("reload: %s", e.msg);
         break;
+    }
     case SVC_EVENT_SESSION_CHANGE:
         log_debug("session %u changed (reason %u)", (unsigned)ev->session_id, (unsigned)ev->reason);
         sesm_notify(sessions, ev->reason, ev->session_id);
@@ -375,7 +381,8 @@ static int agent_run(struct svc_host *h, void *arg)
         cfg_free(&cfg);
         return fail_start(h, c, rc, e.msg);
     }
-    adm_attach(admin, lifecycle, NULL, NULL); /* from now on config reads take its lock */
+    dlc_set_debug_override(lifecycle, c->args->debug); /* --debug wins over a reload */
+    adm_attach(admin, lifecycle, NULL, NULL);          /* from now on config reads take its lock */
 
     /* The session helpers (service/session/): without them the agent still serves what
      * does not need a user's session, so a failure here is logged, not fatal. */
@@ -411,7 +418,7 @@ static int agent_run(struct svc_host *h, void *arg)
     while (!svc_stop_wait(h, UINT32_MAX)) {
         struct svc_event ev;
         while (svc_event_next(h, &ev))
-            handle_event(&ev, sessions);
+            handle_event(&ev, sessions, lifecycle);
     }
 
     log_info("stopping (requested by %s)", svc_stop_source(h));

@@ -159,19 +159,20 @@ static int stopping(struct dlc *l)
     return s;
 }
 
-/* Sleeps ms unless asked to stop; returns 1 when stopping. */
+/* Sleeps ms between retries; returns 1 early when stopping or when agentctl's command waits
+ * (it goes first: a registration with a new host must not wait for retries to a dead one). */
 static int nap(struct dlc *l, uint32_t ms)
 {
     uint64_t end = plat_monotonic_ms() + ms;
     int s;
     plat_mutex_lock(l->lock);
-    while (!l->stop) {
+    while (!l->stop && !l->cmd) {
         uint64_t now = plat_monotonic_ms();
         if (now >= end)
             break;
         plat_cond_wait(l->wake, l->lock, (uint32_t)(end - now));
     }
-    s = l->stop;
+    s = l->stop || l->cmd;
     plat_mutex_unlock(l->lock);
     return s;
 }

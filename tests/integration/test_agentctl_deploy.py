@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -263,6 +264,14 @@ class AgentctlDeployTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("applied          (none)", out)
         self.assertIn("restart needed   port", out)
+
+    def test_sighup_reloads(self):
+        self.start_agent(heartbeat_ms=None, heartbeat_interval=1)
+        self.edit_config(heartbeat_interval=3)
+        self.a.proc.send_signal(signal.SIGHUP)
+        F.wait_until(lambda: self.ctl_json("status")["heartbeat_seconds"] == 3,
+                     what="the heartbeat of the reloaded config")
+        self.a.wait_log("reload: applied: heartbeat_interval")
 
     def test_reload_malformed_config(self):
         self.start_agent()

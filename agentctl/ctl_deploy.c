@@ -20,6 +20,19 @@ static double ctl_deploy_num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+static void ctl_deploy_duration(double secs, char *out, size_t cap)
+{
+    long long s = (long long)(secs < 0 ? 0 : secs);
+    if (s >= 86400)
+        snprintf(out, cap, "%lld d %lld h", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        snprintf(out, cap, "%lld h %lld min", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        snprintf(out, cap, "%lld min %lld s", s / 60, s % 60);
+    else
+        snprintf(out, cap, "%lld s", s);
+}
+
 static int ctl_deploy_usage(const char *prog, const char *msg)
 {
     fprintf(stderr, "%s: %s; run '%s --help' for the commands\n", prog, msg, prog);
@@ -103,10 +116,12 @@ void ctl_deploy_print_history(const cJSON *r)
 
     if (!cJSON_GetObjectItemCaseSensitive(r, "heartbeat_seconds"))
         return; /* the lifecycle is not running */
-    if (next)
-        printf("%-16s %s (in %.0f s)\n", "next refresh", next,
-               ctl_deploy_num(r, "next_refresh_in_seconds"));
-    else
+    if (next) {
+        char d[64];
+        ctl_deploy_duration(ctl_deploy_num(r, "next_refresh_in_seconds"), d, sizeof(d));
+        printf("%-16s %s (in %s; heartbeat every %.0f s)\n", "next refresh", next, d,
+               ctl_deploy_num(r, "heartbeat_seconds"));
+    } else
         printf("%-16s %s\n", "next refresh", "none scheduled (the token has no expiry)");
     ctl_deploy_event("last check-in", cJSON_GetObjectItemCaseSensitive(r, "last_checkin"));
     ctl_deploy_event("last refresh", cJSON_GetObjectItemCaseSensitive(r, "last_refresh"));

@@ -232,8 +232,10 @@ int adm_deploy_cmd(struct dlc *l, const char *command, cJSON *args, cJSON *r,
         else if (cmd == DLC_CMD_REFRESH)
             snprintf(msg, sizeof(msg), "the token refresh failed: %s", res.error);
         else
-            snprintf(msg, sizeof(msg), "the registration failed at %s: %s",
-                     adm_deploy_step_text(res.step), res.error);
+            snprintf(msg, sizeof(msg), "the registration failed at %.40s: %.500s",
+                     adm_deploy_step_text(res.step),
+                     strncmp(res.error, "registration failed: ", 21) == 0 ? res.error + 21
+                                                                          : res.error);
         adm_deploy_fail(rep, ADM_DEPLOY_FAILED, msg);
         goto out;
     }

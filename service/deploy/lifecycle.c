@@ -515,6 +515,12 @@ static void cmd_refresh(struct dlc *l, struct dlc_result *r)
         }
         return;
     }
+    if (l->need_registration) { /* the deployment takes the token again */
+        l->need_registration = 0;
+        plat_mutex_lock(l->lock);
+        l->hist.need_registration = 0;
+        plat_mutex_unlock(l->lock);
+    }
     result_token(l, r);
 }
 
@@ -607,7 +613,7 @@ static void cmd_reload(struct dlc *l, struct dlc_result *r)
     int rc, heartbeat, debug, override;
 
     memset(&fresh, 0, sizeof(fresh));
-    log_info("reloading %s (asked for over the admin channel)", l->cfg->path);
+    log_info("reloading %s", l->cfg->path);
     if ((rc = cfg_load(&fresh, l->cfg->path, &e)) < 0) {
         result_fail(r, rc, "parse", &e);
         log_error("reload: %s; the running configuration stays", e.msg);
@@ -645,6 +651,7 @@ static void cmd_reload(struct dlc *l, struct dlc_result *r)
     if (d.token_changed) {
         adopt_token(l, l->cfg->agent_jwt_token);
         registered_now(l);
+        note(l, &l->hist.refresh, "token from config.yaml", 0, NULL);
         log_info("reload: adopted the agent token of the configuration file");
     }
     join_keys(r->applied, sizeof(r->applied), d.applied, d.napplied);

@@ -155,6 +155,7 @@ class AgentctlDeployTest(unittest.TestCase):
         # and without a fault it works again
         j = self.ctl_json("token", "refresh")
         self.assertIs(j["refreshed"], True)
+        self.assertFalse(self.ctl_json("token", "status")["needs_registration"])
 
     # ---- register ---------------------------------------------------------------------------
 

@@ -624,6 +624,14 @@ static void cmd_reload(struct dlc *l, struct dlc_result *r)
     rc = drl_apply(l->cfg, &fresh, &e);
     if (rc == 0 && d.hosts_changed)
         load_conn(l);
+    if (rc == 0 && d.token_stale) {
+        /* an editor opened before a refresh wrote the older token back: save ours */
+        log_warning("reload: config.yaml held an older agent token; the running one is kept "
+                    "and saved");
+        if (cfg_save(l->cfg, NULL, &e) < 0)
+            log_warning("reload: %s", e.msg);
+        err_clear(&e);
+    }
     heartbeat = l->cfg->heartbeat_interval > 0 ? l->cfg->heartbeat_interval : 30;
     debug = l->cfg->debug;
     snprintf(dirs[0], sizeof(dirs[0]), "%s", l->cfg->upload_dir);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jwt.h"
+
 enum drl_type { DRL_INT, DRL_STR };
 enum drl_when {
     DRL_NOW,      /* applied at once */
@@ -81,11 +83,32 @@ static int drl_hosts_same(const struct cfg *a, const struct cfg *b)
     return 1;
 }
 
-static int drl_token_differs(const struct cfg *running, const struct cfg *file)
+/* 1 the file holds another token that replaces the running one, -1 another but older one
+ * (the running one stays), 0 the same or none. */
+static int drl_token_cmp(const struct cfg *running, const struct cfg *file)
 {
-    if (!file->agent_jwt_token || !file->agent_jwt_token[0])
+    struct jwt_claims a = {0}, b = {0};
+    const char *ra = running->agent_jwt_token, *fb = file->agent_jwt_token;
+    const char *sa, *sb;
+    int r;
+
+    if (!fb || !fb[0] || (ra && strcmp(ra, fb) == 0))
         return 0; /* a file without a token keeps the running one */
-    return !running->agent_jwt_token || strcmp(running->agent_jwt_token, file->agent_jwt_token);
+    if (!ra || !ra[0] || jwt_decode_unverified(ra, strlen(ra), &a, NULL) < 0)
+        r = 1; /* nothing usable running */
+    else if (jwt_decode_unverified(fb, strlen(fb), &b, NULL) < 0)
+        r = -1; /* not a JWT: keep ours */
+    else {
+        sa = jwt_claim_string(&a, "server_id");
+        sb = jwt_claim_string(&b, "server_id");
+        if ((sa || sb) && (!sa || !sb || strcmp(sa, sb) != 0))
+            r = 1; /* another registration */
+        else
+            r = b.has_exp && (!a.has_exp || b.exp > a.exp) ? 1 : -1; /* a newer token */
+    }
+    jwt_claims_free(&a);
+    jwt_claims_free(&b);
+    return r;
 }
 
 static void drl_add(struct drl_diff *d, int now, const char *name)
@@ -106,9 +129,14 @@ void drl_diff(const struct cfg *running, const struct cfg *started, const struct
         drl_add(d, 1, "api_host");
         d->hosts_changed = 1;
     }
-    if (drl_token_differs(running, file)) {
+    switch (drl_token_cmp(running, file)) {
+    case 1:
         drl_add(d, 1, "agent_jwt_token");
         d->token_changed = 1;
+        break;
+    case -1:
+        d->token_stale = 1;
+        break;
     }
     for (size_t k = 0; k < DRL_NKEYS; k++) {
         const struct drl_key *key = &drl_keys[k];
@@ -125,7 +153,7 @@ int drl_apply(struct cfg *running, struct cfg *file, struct err *e)
     struct cfg_unknown *u;
     int rc = 0;
 
-    if (drl_token_differs(running, file) &&
+    if (drl_token_cmp(running, file) == 1 &&
         (rc = cfg_set_agent_token(running, file->agent_jwt_token, e)) < 0)
         return rc;
     for (size_t i = 0; i < file->api_host_count && i < CFG_MAX_API_HOSTS; i++)

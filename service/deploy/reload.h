@@ -7,7 +7,8 @@
  *
  * Applied at once: api_host, api_port, api_verify_cert, api_ca_file, heartbeat_interval,
  * debug, upload_dir, download_dir, and the keys the deployment sets (agent_jwt_token when the
- * file holds a different one, server_id, registered, multi_user, user_sso). Every other key
+ * file holds a newer one or one of another server_id, server_id, registered, multi_user,
+ * user_sso). Every other key
  * needs a restart: the listener (port, listen_address, ssl, the certificate paths), the
  * limits given to the HTTP server at start, the log file, the admin channel, the session
  * helper settings, the JWT key path (the key file itself is re-read by the API whenever it
@@ -29,7 +30,10 @@ struct drl_diff {
     size_t napplied;
     const char *restart[DRL_MAX_KEYS];
     size_t nrestart;
-    int token_changed; /* the file holds another agent token (adopted by drl_apply) */
+    int token_changed; /* the file holds a newer agent token or one of another registration
+                          (server_id claim): adopted by drl_apply */
+    int token_stale;   /* the file holds an older agent token (e.g. written back by an editor
+                          opened before a refresh): the running one stays */
     int hosts_changed; /* api_host, api_port, api_verify_cert or api_ca_file */
 };
 

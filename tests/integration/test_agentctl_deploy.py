@@ -232,6 +232,7 @@ class AgentctlDeployTest(unittest.TestCase):
         self.assertEqual(self.ctl_json("status")["server_id"], b.server_id)
 
     def test_cli_registration_without_a_running_agent(self):
+        self.a.write_config()  # its own admin_socket: nobody listens there
         rc, out, err = self.a.register("127.0.0.1", self.sim.api_port,
                                        self.sim.registration_token)
         self.outputs += [out, err]
@@ -272,7 +273,9 @@ class AgentctlDeployTest(unittest.TestCase):
         self.a.proc.send_signal(signal.SIGHUP)
         F.wait_until(lambda: self.ctl_json("status")["heartbeat_seconds"] == 3,
                      what="the heartbeat of the reloaded config")
-        self.a.wait_log("reload: applied: heartbeat_interval")
+        self.a.wait_log("reload: applied: ")
+        self.assertIn("heartbeat_interval",
+                      [x for x in self.a.read_log().splitlines() if "reload: applied: " in x][-1])
 
     def test_reload_malformed_config(self):
         self.start_agent()

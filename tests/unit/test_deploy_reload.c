@@ -142,6 +142,46 @@ static void file_without_token_keeps_the_running_one(void **state)
     cfg_free(&file);
 }
 
+/* JWTs (unsigned for this purpose): server aaaa exp 2000000000 / 2000000100, server bbbb
+ * exp 1900000000 */
+#define JWT_HDR   "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
+#define JWT_OLD   JWT_HDR "eyJzZXJ2ZXJfaWQiOiJhYWFhIiwiZXhwIjoyMDAwMDAwMDAwfQ.c2ln"
+#define JWT_NEW   JWT_HDR "eyJzZXJ2ZXJfaWQiOiJhYWFhIiwiZXhwIjoyMDAwMDAwMTAwfQ.c2ln"
+#define JWT_OTHER JWT_HDR "eyJzZXJ2ZXJfaWQiOiJiYmJiIiwiZXhwIjoxOTAwMDAwMDAwfQ.c2ln"
+
+static void token_newer_older_or_other_server(void **state)
+{
+    struct cfg run, file;
+    struct drl_diff d;
+    struct err e = ERR_INIT;
+    (void)state;
+    load(&run, "agent_jwt_token: " JWT_NEW "\n");
+    /* an older token of the same server (an editor saved a stale copy): kept, flagged */
+    load(&file, "agent_jwt_token: " JWT_OLD "\n");
+    drl_diff(&run, NULL, &file, &d);
+    assert_false(d.token_changed);
+    assert_true(d.token_stale);
+    assert_int_equal(drl_apply(&run, &file, &e), 0);
+    assert_string_equal(run.agent_jwt_token, JWT_NEW);
+    cfg_free(&file);
+    /* another server's token, even with an earlier exp: a new registration, adopted */
+    load(&file, "agent_jwt_token: " JWT_OTHER "\n");
+    drl_diff(&run, NULL, &file, &d);
+    assert_true(d.token_changed);
+    assert_int_equal(drl_apply(&run, &file, &e), 0);
+    assert_string_equal(run.agent_jwt_token, JWT_OTHER);
+    cfg_free(&file);
+    cfg_free(&run);
+    /* a newer token of the same server: adopted */
+    load(&run, "agent_jwt_token: " JWT_OLD "\n");
+    load(&file, "agent_jwt_token: " JWT_NEW "\n");
+    drl_diff(&run, NULL, &file, &d);
+    assert_true(d.token_changed);
+    assert_false(d.token_stale);
+    cfg_free(&file);
+    cfg_free(&run);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +189,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(applied_and_restart_sorted),
         cmocka_unit_test(restart_keys_compared_with_the_start),
         cmocka_unit_test(file_without_token_keeps_the_running_one),
+        cmocka_unit_test(token_newer_older_or_other_server),
     };
     return UNIT_RUN("deploy_reload", tests, NULL, NULL);
 }

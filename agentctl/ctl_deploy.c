@@ -8,6 +8,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsutil.h"
+
+#define CTL_DEPLOY_TOKEN_MAX 1536 /* fits the request's 2 KiB of arguments with the rest */
+
+static char ctl_deploy_token_buf[CTL_DEPLOY_TOKEN_MAX + 2]; /* --token-file's token */
+
+/* Reads the token of --token-file (a file, or "-": standard input), blanks trimmed. */
+static int ctl_deploy_read_token(const char *path, const char *prog)
+{
+    char *text = NULL;
+    size_t len = 0, n;
+    struct err e = ERR_INIT;
+    const char *t;
+
+    if (strcmp(path, "-") == 0) {
+        len = fread(ctl_deploy_token_buf, 1, sizeof(ctl_deploy_token_buf) - 1, stdin);
+        ctl_deploy_token_buf[len] = '\0';
+    } else {
+        if (fs_read_all(path, 64 * 1024, &text, &len, &e) < 0) {
+            fprintf(stderr, "%s: --token-file: %s\n", prog, e.msg);
+            return -1;
+        }
+        snprintf(ctl_deploy_token_buf, sizeof(ctl_deploy_token_buf), "%s", text);
+        memset(text, 0, len);
+        free(text);
+    }
+    for (t = ctl_deploy_token_buf; *t == ' ' || *t == '\t' || *t == '\r' || *t == '\n'; t++)
+        ;
+    memmove(ctl_deploy_token_buf, t, strlen(t) + 1);
+    n = strlen(ctl_deploy_token_buf);
+    while (n && strchr(" \t\r\n", ctl_deploy_token_buf[n - 1]))
+        ctl_deploy_token_buf[--n] = '\0';
+    if (!n || n > CTL_DEPLOY_TOKEN_MAX) {
+        fprintf(stderr, "%s: --token-file: %s\n", prog,
+                n ? "the token is too long" : "no token in it");
+        return -1;
+    }
+    return 0;
+}
+
 static const char *ctl_deploy_str(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -44,7 +84,7 @@ int ctl_deploy_option(struct ctl_deploy_opts *o, int argc, char **argv, int *i, 
     const char *s = argv[*i], *val;
 
     if (strcmp(s, "--host") != 0 && strcmp(s, "--port") != 0 && strcmp(s, "--token") != 0 &&
-        strcmp(s, "--server-id") != 0)
+        strcmp(s, "--token-file") != 0 && strcmp(s, "--server-id") != 0)
         return 0;
     if (*i + 1 >= argc || !argv[*i + 1][0]) {
         char msg[64];
@@ -56,6 +96,10 @@ int ctl_deploy_option(struct ctl_deploy_opts *o, int argc, char **argv, int *i, 
         o->host = val;
     } else if (strcmp(s, "--token") == 0) {
         o->token = val; /* never echoed, not even in an error */
+    } else if (strcmp(s, "--token-file") == 0) {
+        if (ctl_deploy_read_token(val, prog) < 0)
+            return -1;
+        o->token = ctl_deploy_token_buf;
     } else if (strcmp(s, "--server-id") == 0) {
         o->server_id = val;
     } else {
@@ -72,12 +116,13 @@ int ctl_deploy_check(const char *command, const struct ctl_deploy_opts *o, const
     int any = o->host || o->port || o->token || o->server_id;
 
     if (strcmp(command, "register") != 0)
-        return any ? ctl_deploy_usage(prog, "--host, --port, --token and --server-id belong to "
-                                            "the register command")
+        return any ? ctl_deploy_usage(prog, "--host, --port, --token(-file) and --server-id "
+                                            "belong to the register command")
                    : 0;
     if (!o->host || !o->token)
-        return ctl_deploy_usage(prog, "register needs --host HOST and --token TOKEN (the "
-                                      "registration token from the Kasm admin UI)");
+        return ctl_deploy_usage(prog, "register needs --host HOST and --token TOKEN or "
+                                      "--token-file FILE (the registration token from the Kasm "
+                                      "admin UI)");
     return 0;
 }
 

@@ -66,11 +66,12 @@ class AgentctlDeployTest(unittest.TestCase):
         F.wait_until(lambda: len(self.sim.calls("register_component")) >= 2, timeout=30,
                      what="the check-ins")
 
-    def ctl(self, *args, user=None, cfg=None):
+    def ctl(self, *args, user=None, cfg=None, stdin=None):
         cmd = [os.path.join(F.BIN_DIR, "agentctl")] + list(args) + ["--cfg", cfg or self.a.cfg]
         if user:
             cmd = ["runuser", "-u", user, "--"] + cmd
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT,
+                           input=stdin if stdin is not None else "")
         self.outputs += [p.stdout, p.stderr]
         F.assert_no_tokens(self, p.stdout + p.stderr, self.secrets)
         return p.returncode, p.stdout, p.stderr
@@ -168,8 +169,9 @@ class AgentctlDeployTest(unittest.TestCase):
     def test_register_through_the_agent(self):
         self.start_agent()
         b = self.second_sim()
+        # the token from standard input (--token-file -): not in the process list
         rc, out, err = self.ctl("register", "--host", "127.0.0.1", "--port", str(b.api_port),
-                                "--token", b.registration_token)
+                                "--token-file", "-", stdin=b.registration_token + "\n")
         self.assertEqual(rc, 0, err)
         self.assertIn("registered       yes", out)
         self.assertIn("server id        " + b.server_id, out)
@@ -214,6 +216,11 @@ class AgentctlDeployTest(unittest.TestCase):
         rc, out, err = self.ctl("register", "--host", "127.0.0.1")
         self.assertEqual(rc, 2)
         self.assertIn("register needs --host HOST and --token TOKEN", err)
+        empty = os.path.join(self.a.dir, "empty-token")
+        open(empty, "w").close()
+        rc, out, err = self.ctl("register", "--host", "127.0.0.1", "--token-file", empty)
+        self.assertEqual(rc, 2)
+        self.assertIn("--token-file: no token in it", err)
         rc, out, err = self.ctl("reload", "--token", "x")
         self.assertEqual(rc, 2)
 

@@ -470,6 +470,7 @@ int main(int argc, char **argv)
     } else if (strcmp(a.command, "logs") == 0) {
         print_logs(result);
     } else if (ctl_deploy_print(a.command, result)) {
+        /* token refresh, register, reload: printed by ctl_deploy.c */
     } else {
         print_token(result);
     }

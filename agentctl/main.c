@@ -20,6 +20,7 @@
 #include "adm_endpoint.h"
 #include "cfg.h"
 #include "ctl_chan.h"
+#include "ctl_deploy.h"
 #include "ctl_doctor.h"
 #include "err.h"
 #include "fsutil.h"
@@ -32,7 +33,7 @@
 #define PROG "agentctl"
 #endif
 
-#define CTL_TIMEOUT_MS 30000
+#define CTL_TIMEOUT_MS 90000 /* token refresh, register, reload wait up to 60 s in the agent */
 
 enum ctl_exit {
     CTL_OK = 0,
@@ -54,9 +55,9 @@ static const struct ctl_command ctl_commands[] = {
     {"sessions", "", "Logged-on users' sessions and their session helpers.", 1},
     {"logs", "[--lines N] [--level L]", "Recent log records kept in memory by the agent.", 1},
     {"token status", "", "Expiry of the agent's own token.", 1},
-    {"token refresh", "", "Force a token refresh. (not yet)", 0},
-    {"register", "--host H --port P --token T", "Register through the running agent. (not yet)", 0},
-    {"reload", "", "Re-read config, certificates and the JWT key. (not yet)", 0},
+    {"token refresh", "", "Refresh the agent's token now and show the result.", 1},
+    {"register", "--host H --token T [--port P]", "Register through the agent; no restart.", 1},
+    {"reload", "", "Re-read config.yaml; list what needs a restart.", 1},
     {"config", "", "The configuration in use, secrets hidden. (not yet)", 0},
     {"screenshot", "--session N --out FILE", "A screenshot through the helper. (not yet)", 0},
     {"doctor", "", "Checks with a verdict and a fix for each (exit 6: one failed).", 1},
@@ -69,6 +70,7 @@ struct ctl_args {
     int json, debug, follow;
     long lines; /* 0: the agent's default */
     const char *level;
+    struct ctl_deploy_opts deploy; /* register's options (ctl_deploy.c) */
 };
 
 static void usage(FILE *out)
@@ -98,6 +100,12 @@ static void usage(FILE *out)
                  "  --lines N     logs: the last N records (1-1000, default 50).\n"
                  "  --level L     logs: only records at level L or above (debug, info, warning,\n"
                  "                error, critical).\n"
+                 "  --host H, --port P (default 443), --token T, --server-id ID\n"
+                 "                register: the deployment and the registration token (the\n"
+                 "                token is sent to the agent only, never printed).\n"
+                 "  --token-file FILE\n"
+                 "                register: read the token from FILE ('-': standard input), so\n"
+                 "                that it is not in the process list.\n"
                  "\n"
                  "Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, its\n"
                  "channel is missing, or the command is not implemented yet; 4 permission denied;\n"
@@ -115,7 +123,7 @@ static int usage_error(const char *msg, const char *what)
 static int parse_args(int argc, char **argv, struct ctl_args *a)
 {
     const char *words[2] = {NULL, NULL};
-    int nwords = 0;
+    int nwords = 0, rc;
 
     memset(a, 0, sizeof(*a));
     for (int i = 1; i < argc; i++) {
@@ -140,6 +148,9 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
                 if (*end || a->lines < 1 || a->lines > 1000)
                     return usage_error("--lines expects a number from 1 to 1000", NULL);
             }
+        } else if ((rc = ctl_deploy_option(&a->deploy, argc, argv, &i, PROG)) != 0) {
+            if (rc < 0)
+                return CTL_USAGE;
         } else if (s[0] == '-') {
             return usage_error("unknown option ", s);
         } else if (nwords < 2) {
@@ -154,7 +165,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
     }
     if (strcmp(words[0], "token") == 0) {
         if (nwords < 2)
-            return usage_error("token needs a subcommand: status (refresh: not yet)", NULL);
+            return usage_error("token needs a subcommand: status or refresh", NULL);
         snprintf(a->command, sizeof(a->command), "token %.32s", words[1]);
     } else {
         if (nwords > 1)
@@ -175,6 +186,8 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
         }
         if ((a->lines || a->level) && strcmp(a->command, "logs") != 0)
             return usage_error("--lines and --level belong to the logs command", NULL);
+        if (ctl_deploy_check(a->command, &a->deploy, PROG) < 0)
+            return CTL_USAGE;
         return -1;
     }
     fprintf(stderr, "%s: unknown command '%.40s'; run '%s --help' for the commands\n", PROG,
@@ -222,6 +235,7 @@ static int ctl_request(const struct ctl_args *a, const char *endpoint,
         cJSON_AddNumberToObject(args, "lines", (double)a->lines);
     if (a->level)
         cJSON_AddStringToObject(args, "level", a->level);
+    ctl_deploy_args(&a->deploy, args);
     argtext = cJSON_PrintUnformatted(args);
     if (!argtext || strlen(argtext) >= sizeof(req.args)) {
         rc = err_set(e, ERR_INVALID, "the command's options are too long");
@@ -307,6 +321,7 @@ static void print_token(const cJSON *r)
         printf("%-16s expired %s (%s ago)\n", "agent token", jstr(r, "token_expires_text"), d);
     else
         printf("%-16s expires %s (in %s)\n", "agent token", jstr(r, "token_expires_text"), d);
+    ctl_deploy_print_history(r);
 }
 
 static void print_status(const cJSON *r)
@@ -462,6 +477,8 @@ int main(int argc, char **argv)
         print_sessions(result);
     } else if (strcmp(a.command, "logs") == 0) {
         print_logs(result);
+    } else if (ctl_deploy_print(a.command, result)) {
+        /* token refresh, register, reload: printed by ctl_deploy.c */
     } else {
         print_token(result);
     }

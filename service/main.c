@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "admin/adm.h"
+#include "admin/adm_notify.h"
 #include "api/api.h"
 #include "cfg.h"
 #include "err.h"
@@ -108,8 +109,9 @@ static void usage(FILE *out)
             "  --help                    Print this help and exit.\n"
             "\n"
             "Registration checks name resolution, TCP reach and the deployment's health check,\n"
-            "registers, and writes the configuration and the certificates; then restart the\n"
-            "service.\n"
+            "registers, and writes the configuration and the certificates. If the agent is\n"
+            "running with that configuration, it is told to reload it over its admin channel\n"
+            "and uses the new registration at once; otherwise start (or restart) the service.\n"
             "\n"
             "Exit codes: 0 success; 1 the configuration could not be loaded, the agent failed\n"
             "or the registration failed; 2 a command-line error.\n",
@@ -299,13 +301,19 @@ static void cfg_guard_unlock(void *ctx)
     dlc_cfg_unlock(ctx);
 }
 
-static void handle_event(const struct svc_event *ev, struct sesm *sessions)
+static void handle_event(const struct svc_event *ev, struct sesm *sessions, struct dlc *lifecycle)
 {
     switch (ev->type) {
-    case SVC_EVENT_RELOAD:
-        log_warning("reload requested, but reloading the configuration is not implemented yet; "
-                    "restart the service to apply changes");
+    case SVC_EVENT_RELOAD: {
+        /* the same reload as `agentctl reload`, not waited for (the lifecycle logs what it
+         * applied); the loop must stay free for a stop request */
+        static struct dlc_result res;
+        struct err e = ERR_INIT;
+        log_info("reload requested by the service host");
+        if (dlc_command(lifecycle, DLC_CMD_RELOAD, NULL, 0, &res, &e) < 0 && e.code != ERR_TIMEOUT)
+            log_warning("reload: %s", e.msg);
         break;
+    }
     case SVC_EVENT_SESSION_CHANGE:
         log_debug("session %u changed (reason %u)", (unsigned)ev->session_id, (unsigned)ev->reason);
         sesm_notify(sessions, ev->reason, ev->session_id);
@@ -373,7 +381,8 @@ static int agent_run(struct svc_host *h, void *arg)
         cfg_free(&cfg);
         return fail_start(h, c, rc, e.msg);
     }
-    adm_attach(admin, lifecycle, NULL, NULL); /* from now on config reads take its lock */
+    dlc_set_debug_override(lifecycle, c->args->debug); /* --debug wins over a reload */
+    adm_attach(admin, lifecycle, NULL, NULL);          /* from now on config reads take its lock */
 
     /* The session helpers (service/session/): without them the agent still serves what
      * does not need a user's session, so a failure here is logged, not fatal. */
@@ -409,7 +418,7 @@ static int agent_run(struct svc_host *h, void *arg)
     while (!svc_stop_wait(h, UINT32_MAX)) {
         struct svc_event ev;
         while (svc_event_next(h, &ev))
-            handle_event(&ev, sessions);
+            handle_event(&ev, sessions, lifecycle);
     }
 
     log_info("stopping (requested by %s)", svc_stop_source(h));
@@ -427,12 +436,39 @@ static int agent_run(struct svc_host *h, void *arg)
 
 static int default_cfg_path(char *out, size_t cap, struct err *e);
 
+#ifdef _WIN32
+#define AGENT_RESTART_HINT "restart the service: net stop kasm && net start kasm"
+#else
+#define AGENT_RESTART_HINT "restart the agent so that it uses the new configuration"
+#endif
+
+/* After a registration: an agent running with this config (its admin channel answers) is
+ * told to reload (service/admin/adm_notify.c); otherwise the next step is a (re)start. */
+static void registration_next_step(const char *cfg_path)
+{
+    char summary[1024];
+    struct err e = ERR_INIT;
+    int rc = adm_notify_reload(cfg_path, summary, sizeof(summary), &e);
+
+    if (rc == 1)
+        printf("The running agent reloaded its configuration and uses the new registration "
+               "now (no restart needed).\nReload: %s.\n",
+               summary);
+    else if (rc == 0)
+        printf("Next step: " AGENT_RESTART_HINT ".\n");
+    else
+        printf("The running agent did not reload its configuration (%s).\nNext "
+               "step: " AGENT_RESTART_HINT ".\n",
+               e.msg);
+}
+
 /* agent --register-host ...: register, write the config, exit (service/deploy/register.c). */
 static int run_registration(const struct agent_args *a)
 {
     struct dreg_request req;
     struct err e = ERR_INIT;
     char cfg_path[CFG_PATH_MAX];
+    int rc;
 
     if (!a->register_host || !a->register_token)
         return usage_error("registration needs --register-host and --register-token");
@@ -450,12 +486,14 @@ static int run_registration(const struct agent_args *a)
     req.server_id = a->server_id;
     req.await_domain = a->await_domain == 1;
     req.debug = a->debug;
-    if (dreg_cli(&req, &e) < 0) {
+    if ((rc = dreg_cli(&req, &e)) < 0) {
         char line[ERR_MSG_MAX];
         snprintf(line, sizeof(line), "%s", e.msg);
         fprintf(stderr, "%s: %s\n", PROG, log_redact(line, sizeof(line)));
         return AGENT_EXIT_FAILED;
     }
+    if (rc == 0)
+        registration_next_step(cfg_path);
     return AGENT_EXIT_OK;
 }
 

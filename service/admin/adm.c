@@ -13,9 +13,11 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 
 #include "adm_chan.h"
 #include "adm_doctor.h"
+#include "adm_deploy.h"
 #include "api/api.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -89,6 +91,7 @@ static void adm_add_token(struct adm *a, cJSON *o)
         cJSON_AddNullToObject(o, "token_seconds_left");
         cJSON_AddBoolToObject(o, "token_expired", 0);
     }
+    adm_deploy_add_history(a->lifecycle, o);
 }
 
 static int adm_status_cmd(struct adm *a, cJSON *r)
@@ -246,6 +249,8 @@ void adm_dispatch(struct adm *a, const struct proto_admin_request *req,
         adm_add_token(a, r);
     else if (strcmp(req->command, "doctor") == 0)
         rc = admd_run(a->cfg, a->cfg_path, a->lifecycle, a->sessions, a->api, r);
+    else if (adm_deploy_handles(req->command))
+        rc = adm_deploy_cmd(a->lifecycle, req->command, args, r, rep);
     else {
         char msg[160];
         snprintf(msg, sizeof(msg), "unknown command '%.64s'", req->command);
@@ -330,6 +335,9 @@ static void adm_serve(struct adm *a, struct adm_conn *c)
     log_debug("admin channel: command '%s'", req.command);
     adm_dispatch(a, &req, &rep);
     deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS; /* doctor takes its time */
+    OPENSSL_cleanse(req.args, sizeof(req.args));        /* register's token */
+    OPENSSL_cleanse(f->payload, h.length);
+    deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS; /* a command may take a minute */
     if (adm_send_reply(c, &rep, deadline, &e) < 0)
         log_warning("admin channel: cannot answer '%s': %s", req.command, e.msg);
     goto out;

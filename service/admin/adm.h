@@ -12,7 +12,8 @@
  * first instance, remote clients rejected, and the client's token (impersonated) must be
  * SYSTEM or in Administrators. A refused client gets status 4.
  *
- * Commands (results in docs/admin.md): status, sessions, logs, token status.
+ * Commands (results in docs/admin.md): status, sessions, logs, token status; token refresh,
+ * register and reload in adm_deploy.c.
  */
 #ifndef KASM_ADM_H
 #define KASM_ADM_H

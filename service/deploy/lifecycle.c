@@ -1,6 +1,7 @@
 /*
  * lifecycle.c - the token lifecycle thread (lifecycle.h): check-in, keepalive, refresh,
- * exchange inside grace, and recovery from registration_token.txt.
+ * exchange inside grace, recovery from registration_token.txt, and the commands agentctl
+ * sends (token refresh, register, reload) run between two heartbeats.
  */
 #define LOG_MODULE "token"
 
@@ -18,11 +19,13 @@
 #include "plat.h"
 #include "policy.h"
 #include "register.h"
+#include "reload.h"
 
 #define DLC_TOKEN_FILE "registration_token.txt"
 
 struct dlc {
     struct cfg *cfg;
+    struct cfg *started;         /* cfg's plain fields at start (no token, no unknown keys) */
     struct plat_mutex *cfg_lock; /* guards *cfg and config.yaml */
     struct plat_mutex *lock;     /* guards stop */
     struct plat_cond *wake;
@@ -41,6 +44,22 @@ struct dlc {
     int need_registration; /* the token is gone for good: wait for registration_token.txt */
     int force_exchange;    /* the deployment said the token expired */
     int refreshing;        /* a refresh is in flight (never more than one) */
+    int interval_env;      /* KASM_HEARTBEAT_MS set the interval */
+    int debug_override;    /* the agent's --debug, -1 not given */
+
+    /* under lock: what agentctl sees, and the command mailbox (one command at a time) */
+    struct dlc_history hist;
+    int64_t next_beat_ms; /* wall ms of the next heartbeat */
+    int64_t due_ms;       /* wall ms from which the token is refreshed (0: never) */
+    struct plat_cond *done;
+    enum dlc_cmd cmd; /* 0: none waiting for the thread */
+    int cmd_busy;     /* a command is waiting or running */
+    unsigned long cmd_seq, cmd_done_seq;
+    struct dlc_result cmd_result;
+    char cmd_host[256];
+    int cmd_port;
+    char *cmd_token; /* secret */
+    char cmd_sid[128];
 };
 
 static void wipe_free(char *s)
@@ -80,6 +99,57 @@ void dlc_token_status(struct dlc *l, struct dlc_token_status *out)
     jwt_claims_free(&claims);
 }
 
+/* Remembers an exchange for agentctl (rc 0: success; else e says why). */
+static void note(struct dlc *l, struct dlc_event *ev, const char *what, int rc, const struct err *e)
+{
+    plat_mutex_lock(l->lock);
+    ev->done = 1;
+    ev->time = plat_wall_time();
+    ev->ok = rc == 0;
+    snprintf(ev->what, sizeof(ev->what), "%s", what);
+    snprintf(ev->error, sizeof(ev->error), "%s",
+             rc == 0 ? "" : (e && e->msg[0] ? e->msg : "failed"));
+    plat_mutex_unlock(l->lock);
+}
+
+/* Remembers the API host that answered last. */
+static void note_host(struct dlc *l, const char *host, int port)
+{
+    plat_mutex_lock(l->lock);
+    snprintf(l->hist.last_host, sizeof(l->hist.last_host), "%s", host ? host : "");
+    l->hist.last_port = port;
+    plat_mutex_unlock(l->lock);
+}
+
+static void note_conn_host(struct dlc *l)
+{
+    if (l->conn.host_count && l->conn.current < l->conn.host_count)
+        note_host(l, l->conn.hosts[l->conn.current], l->conn.port);
+}
+
+void dlc_history(struct dlc *l, struct dlc_history *out)
+{
+    plat_mutex_lock(l->lock);
+    *out = l->hist;
+    out->heartbeat_ms = l->interval_ms;
+    out->has_next_refresh = l->due_ms != 0;
+    if (l->due_ms) {
+        /* the first heartbeat at or after the due time */
+        int64_t t = l->next_beat_ms, step = l->interval_ms ? l->interval_ms : 1;
+        if (l->due_ms > t)
+            t += (l->due_ms - t + step - 1) / step * step;
+        out->next_refresh = (t + 999) / 1000;
+    }
+    plat_mutex_unlock(l->lock);
+}
+
+void dlc_set_debug_override(struct dlc *l, int debug)
+{
+    plat_mutex_lock(l->lock);
+    l->debug_override = debug;
+    plat_mutex_unlock(l->lock);
+}
+
 static int stopping(struct dlc *l)
 {
     int s;
@@ -89,19 +159,20 @@ static int stopping(struct dlc *l)
     return s;
 }
 
-/* Sleeps ms unless asked to stop; returns 1 when stopping. */
+/* Sleeps ms between retries; returns 1 early when stopping or when agentctl's command waits
+ * (it goes first: a registration with a new host must not wait for retries to a dead one). */
 static int nap(struct dlc *l, uint32_t ms)
 {
     uint64_t end = plat_monotonic_ms() + ms;
     int s;
     plat_mutex_lock(l->lock);
-    while (!l->stop) {
+    while (!l->stop && !l->cmd) {
         uint64_t now = plat_monotonic_ms();
         if (now >= end)
             break;
         plat_cond_wait(l->wake, l->lock, (uint32_t)(end - now));
     }
-    s = l->stop;
+    s = l->stop || l->cmd;
     plat_mutex_unlock(l->lock);
     return s;
 }
@@ -130,6 +201,9 @@ static void adopt_token(struct dlc *l, const char *token)
         l->exp_ms = claims.exp * 1000;
     }
     jwt_claims_free(&claims);
+    plat_mutex_lock(l->lock);
+    l->due_ms = dpol_refresh_due_ms(l->has_exp, l->exp_ms, l->received_ms);
+    plat_mutex_unlock(l->lock);
 }
 
 /* Stores a new token in the config and config.yaml (atomic), then adopts it. */
@@ -185,6 +259,7 @@ static int do_op(struct dlc *l, enum op op, const char *reg_token, struct err *e
         rc = dapi_register(&l->conn, NULL, l->token, l->cfg->server_id, host, status, &info, e);
         if (rc < 0)
             return err_prefix(e, "check-in (%s)", status);
+        note_conn_host(l);
         dlc_cfg_lock(l);
         rc = dreg_apply(l->cfg, &info, 0, e);
         dlc_cfg_unlock(l);
@@ -208,8 +283,10 @@ static int do_op(struct dlc *l, enum op op, const char *reg_token, struct err *e
         fmt_exp(l, when, sizeof(when));
         log_info("Refreshing auth token which expires %s", when);
         rc = dapi_refresh(&l->conn, l->token, &fresh, e);
-        if (rc == 0)
+        if (rc == 0) {
+            note_conn_host(l);
             rc = store_token(l, fresh, e);
+        }
         wipe_free(fresh);
         return rc;
     }
@@ -217,6 +294,7 @@ static int do_op(struct dlc *l, enum op op, const char *reg_token, struct err *e
     rc = dreg_register(l->cfg, &l->conn, reg_token, NULL, e);
     dlc_cfg_unlock(l);
     if (rc == 0) {
+        note_conn_host(l);
         adopt_token(l, l->cfg->agent_jwt_token);
         char when[64];
         fmt_exp(l, when, sizeof(when));
@@ -248,6 +326,26 @@ static void chomp(char *s)
         s[--n] = '\0';
 }
 
+/* After a registration (registration_token.txt, agentctl register, a reload that brought a
+ * new token): the token is good again, the next heartbeat checks in as "running". */
+static void registered_now(struct dlc *l)
+{
+    l->need_registration = 0;
+    l->force_exchange = 0;
+    l->checkin_phase = 1;
+    plat_mutex_lock(l->lock);
+    l->hist.need_registration = 0;
+    plat_mutex_unlock(l->lock);
+}
+
+static void set_need_registration(struct dlc *l)
+{
+    l->need_registration = 1;
+    plat_mutex_lock(l->lock);
+    l->hist.need_registration = 1;
+    plat_mutex_unlock(l->lock);
+}
+
 /* Looks for registration_token.txt and registers with it. 1 done, 0 no file, <0 failed. */
 static int try_token_file(struct dlc *l)
 {
@@ -273,6 +371,7 @@ static int try_token_file(struct dlc *l)
     }
     log_info("Loaded registration token from %s", l->token_file);
     rc = with_retries(l, OP_REGISTER, tok, &e);
+    note(l, &l->hist.refresh, "registration", rc, &e);
     if (rc < 0) {
         log_error("registration with the token from %s failed: %s; the file is kept", l->token_file,
                   e.msg);
@@ -282,8 +381,7 @@ static int try_token_file(struct dlc *l)
         log_error("cannot remove the registration token file: %s", e.msg);
     else
         log_info("Successfully removed registration token file at %s", l->token_file);
-    l->need_registration = 0;
-    l->checkin_phase = 1; /* report "running" next */
+    registered_now(l);
     rc = 1;
 out:
     wipe_free(text);
@@ -319,9 +417,10 @@ static void heartbeat(struct dlc *l)
             l->refreshing = 1;
             rc = with_retries(l, OP_REFRESH, NULL, &e);
             l->refreshing = 0;
+            note(l, &l->hist.refresh, act == DPOL_EXCHANGE ? "exchange" : "refresh", rc, &e);
             if (rc == ERR_AUTH || rc == ERR_EXPIRED) {
                 log_error("the deployment will not renew the agent token (%s)", e.msg);
-                l->need_registration = 1;
+                set_need_registration(l);
                 heartbeat(l); /* look for registration_token.txt at once */
                 return;
             }
@@ -333,13 +432,15 @@ static void heartbeat(struct dlc *l)
     }
 
     if (l->checkin_phase < 2) {
+        const char *what = l->checkin_phase == 0 ? "check-in (starting)" : "check-in (running)";
         rc = with_retries(l, OP_CHECKIN, NULL, &e);
+        note(l, &l->hist.checkin, what, rc, &e);
         if (rc == ERR_EXPIRED) {
             log_warning("%s; exchanging the expired token", e.msg);
             l->force_exchange = 1;
         } else if (rc == ERR_AUTH) {
             log_error("%s", e.msg);
-            l->need_registration = 1;
+            set_need_registration(l);
         } else if (rc < 0) {
             log_warning("%s; retrying at the next heartbeat", e.msg);
         }
@@ -347,6 +448,9 @@ static void heartbeat(struct dlc *l)
     }
 
     rc = dapi_set_server_status(&l->conn, l->token, "running", "heartbeat", &e);
+    note(l, &l->hist.checkin, "keepalive", rc, &e);
+    if (rc == 0)
+        note_conn_host(l);
     if (rc == ERR_EXPIRED) {
         log_warning("keepalive: %s; exchanging the token", e.msg);
         l->force_exchange = 1;
@@ -364,6 +468,321 @@ static void load_conn(struct dlc *l)
         l->conn.hosts[i] = l->hosts[i];
     }
     l->conn.net.connect_timeout_ms = 5000;
+}
+
+/* ---- the commands of agentctl ---- */
+
+static void result_fail(struct dlc_result *r, int rc, const char *step, const struct err *e)
+{
+    r->rc = rc;
+    snprintf(r->step, sizeof(r->step), "%s", step);
+    snprintf(r->error, sizeof(r->error), "%s", e->msg[0] ? e->msg : "failed");
+}
+
+static void result_token(struct dlc *l, struct dlc_result *r)
+{
+    r->has_exp = l->has_exp;
+    r->exp = l->exp_ms / 1000;
+    plat_mutex_lock(l->lock);
+    snprintf(r->host, sizeof(r->host), "%s", l->hist.last_host);
+    r->port = l->hist.last_port;
+    plat_mutex_unlock(l->lock);
+}
+
+static void cmd_refresh(struct dlc *l, struct dlc_result *r)
+{
+    struct err e = ERR_INIT;
+    int rc;
+
+    if (!l->token) {
+        rc = err_set(&e, ERR_INVALID,
+                     "this agent has no token to refresh: register it first (agentctl register)");
+        result_fail(r, rc, "refresh", &e);
+        return;
+    }
+    log_info("token refresh asked for over the admin channel");
+    l->refreshing = 1; /* this thread runs every refresh: never two at once */
+    rc = do_op(l, OP_REFRESH, NULL, &e);
+    l->refreshing = 0;
+    note(l, &l->hist.refresh, "refresh", rc, &e);
+    if (rc < 0) {
+        result_fail(r, rc, "refresh", &e);
+        if (rc == ERR_AUTH || rc == ERR_EXPIRED) {
+            log_error("the deployment will not renew the agent token (%s)", e.msg);
+            set_need_registration(l);
+        } else {
+            log_warning("the token refresh failed: %s", e.msg);
+        }
+        return;
+    }
+    if (l->need_registration) { /* the deployment takes the token again */
+        l->need_registration = 0;
+        plat_mutex_lock(l->lock);
+        l->hist.need_registration = 0;
+        plat_mutex_unlock(l->lock);
+    }
+    result_token(l, r);
+}
+
+static void cmd_register(struct dlc *l, struct dlc_result *r)
+{
+    struct err e = ERR_INIT;
+    struct dapi_conn conn;
+    const char *step = "name resolution";
+    int rc, registered = 0;
+
+    log_info("registering with %s:%d (asked for over the admin channel)", l->cmd_host, l->cmd_port);
+    if ((rc = dcl_resolve_check(l->cmd_host, l->cmd_port, &e)) < 0)
+        goto out;
+    step = "tcp";
+    if ((rc = dcl_tcp_check(l->cmd_host, l->cmd_port, 10000, &e)) < 0) {
+        err_prefix(&e, "the deployment is not reachable over TCP");
+        goto out;
+    }
+    memset(&conn, 0, sizeof(conn));
+    conn.hosts[0] = l->cmd_host;
+    conn.host_count = 1;
+    conn.port = l->cmd_port;
+    conn.net.verify_cert = l->cfg->api_verify_cert; /* this thread is the config's writer */
+    conn.net.ca_file = l->cfg->api_ca_file;
+    conn.net.connect_timeout_ms = 5000;
+    step = "health check";
+    if ((rc = dapi_healthcheck(&conn.net, l->cmd_host, l->cmd_port, &e)) < 0) {
+        err_prefix(&e, "the Kasm API health check failed");
+        goto out;
+    }
+    step = "registration";
+    dlc_cfg_lock(l);
+    rc = dreg_register(l->cfg, &conn, l->cmd_token, l->cmd_sid[0] ? l->cmd_sid : NULL, &e);
+    registered = rc == 0;
+    if (registered) { /* from now on the deployment that registered us is the one */
+        snprintf(l->cfg->api_host[0], sizeof(l->cfg->api_host[0]), "%s", l->cmd_host);
+        l->cfg->api_host_count = 1;
+        l->cfg->api_port = l->cmd_port;
+        step = "save";
+        if ((rc = cfg_save(l->cfg, NULL, &e)) < 0)
+            err_prefix(&e, "registered, but cannot save the configuration");
+        load_conn(l);
+        snprintf(r->server_id, sizeof(r->server_id), "%s", l->cfg->server_id);
+    }
+    dlc_cfg_unlock(l);
+    if (registered) {
+        char when[64];
+        adopt_token(l, l->cfg->agent_jwt_token);
+        registered_now(l);
+        note_host(l, l->cmd_host, l->cmd_port);
+        fmt_exp(l, when, sizeof(when));
+        log_info("New auth token expires %s", when);
+        result_token(l, r);
+    }
+out:
+    note(l, &l->hist.refresh, "registration", rc, &e);
+    if (rc < 0) {
+        result_fail(r, rc, step, &e);
+        log_error("the registration asked for over the admin channel failed (%s): %s", step, e.msg);
+    }
+}
+
+/* Joins names into out as "a, b, c". */
+static void join_keys(char *out, size_t cap, const char *const *names, size_t n)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static int key_listed(const char *const *names, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static void cmd_reload(struct dlc *l, struct dlc_result *r)
+{
+    struct cfg fresh;
+    struct drl_diff d;
+    struct err e = ERR_INIT;
+    char dirs[2][CFG_PATH_MAX];
+    int rc, heartbeat, debug, override;
+
+    memset(&fresh, 0, sizeof(fresh));
+    log_info("reloading %s", l->cfg->path);
+    if ((rc = cfg_load(&fresh, l->cfg->path, &e)) < 0) {
+        result_fail(r, rc, "parse", &e);
+        log_error("reload: %s; the running configuration stays", e.msg);
+        goto out;
+    }
+    dlc_cfg_lock(l);
+    drl_diff(l->cfg, l->started, &fresh, &d);
+    rc = drl_apply(l->cfg, &fresh, &e);
+    if (rc == 0 && d.hosts_changed)
+        load_conn(l);
+    if (rc == 0 && d.token_stale) {
+        /* an editor opened before a refresh wrote the older token back: save ours */
+        log_warning("reload: config.yaml held an older agent token; the running one is kept "
+                    "and saved");
+        if (cfg_save(l->cfg, NULL, &e) < 0)
+            log_warning("reload: %s", e.msg);
+        err_clear(&e);
+    }
+    heartbeat = l->cfg->heartbeat_interval > 0 ? l->cfg->heartbeat_interval : 30;
+    debug = l->cfg->debug;
+    snprintf(dirs[0], sizeof(dirs[0]), "%s", l->cfg->upload_dir);
+    snprintf(dirs[1], sizeof(dirs[1]), "%s", l->cfg->download_dir);
+    dlc_cfg_unlock(l);
+    if (rc < 0) {
+        result_fail(r, rc, "apply", &e);
+        goto out;
+    }
+    plat_mutex_lock(l->lock);
+    if (!l->interval_env)
+        l->interval_ms = (uint32_t)heartbeat * 1000u;
+    override = l->debug_override;
+    plat_mutex_unlock(l->lock);
+    r->heartbeat_env = l->interval_env;
+    r->debug_cli = override >= 0;
+    if (override < 0 && key_listed(d.applied, d.napplied, "debug"))
+        log_set_level(debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+    for (int k = 0; k < 2; k++) {
+        if (dirs[k][0] &&
+            key_listed(d.applied, d.napplied, k == 0 ? "upload_dir" : "download_dir") &&
+            plat_dir_create_all(dirs[k], &e) < 0)
+            log_warning("reload: %s", e.msg);
+    }
+    if (d.token_changed) {
+        adopt_token(l, l->cfg->agent_jwt_token);
+        registered_now(l);
+        note(l, &l->hist.refresh, "token from config.yaml", 0, NULL);
+        log_info("reload: adopted the agent token of the configuration file");
+    }
+    join_keys(r->applied, sizeof(r->applied), d.applied, d.napplied);
+    join_keys(r->restart, sizeof(r->restart), d.restart, d.nrestart);
+    log_info("reload: applied: %s; needs a restart: %s", d.napplied ? r->applied : "(nothing)",
+             d.nrestart ? r->restart : "(nothing)");
+out:
+    cfg_free(&fresh);
+}
+
+static void run_command(struct dlc *l, enum dlc_cmd cmd)
+{
+    static struct dlc_result r; /* only this thread runs commands; large for a stack */
+
+    memset(&r, 0, sizeof(r));
+    if (cmd == DLC_CMD_REFRESH)
+        cmd_refresh(l, &r);
+    else if (cmd == DLC_CMD_REGISTER)
+        cmd_register(l, &r);
+    else
+        cmd_reload(l, &r);
+    plat_mutex_lock(l->lock);
+    l->cmd_result = r;
+    l->cmd_done_seq = l->cmd_seq;
+    l->cmd_busy = 0;
+    wipe_free(l->cmd_token);
+    l->cmd_token = NULL;
+    plat_cond_broadcast(l->done);
+    plat_mutex_unlock(l->lock);
+}
+
+/* Waits for the next heartbeat, running the commands that arrive meanwhile; 1 when stopping. */
+static int wait_beat(struct dlc *l)
+{
+    uint64_t end;
+    int s;
+
+    plat_mutex_lock(l->lock);
+    end = plat_monotonic_ms() + l->interval_ms;
+    l->next_beat_ms = plat_wall_time_ms() + l->interval_ms;
+    while (!l->stop) {
+        uint64_t now;
+        if (l->cmd) {
+            enum dlc_cmd cmd = l->cmd;
+            l->cmd = 0;
+            plat_mutex_unlock(l->lock);
+            run_command(l, cmd);
+            plat_mutex_lock(l->lock);
+            now = plat_monotonic_ms();
+            if (end > now + l->interval_ms) { /* a reload shortened the heartbeat */
+                end = now + l->interval_ms;
+                l->next_beat_ms = plat_wall_time_ms() + l->interval_ms;
+            }
+            continue;
+        }
+        now = plat_monotonic_ms();
+        if (now >= end)
+            break;
+        plat_cond_wait(l->wake, l->lock, (uint32_t)(end - now));
+    }
+    s = l->stop;
+    plat_mutex_unlock(l->lock);
+    return s;
+}
+
+int dlc_command(struct dlc *l, enum dlc_cmd cmd, const struct dlc_register_args *reg,
+                uint32_t timeout_ms, struct dlc_result *out, struct err *e)
+{
+    uint64_t end = plat_monotonic_ms() + timeout_ms;
+    unsigned long seq;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    plat_mutex_lock(l->lock);
+    if (l->stop) {
+        rc = err_set(e, ERR_CANCELLED, "the agent is stopping");
+        goto out;
+    }
+    if (l->cmd_busy) {
+        rc = err_set(e, ERR_BUSY,
+                     "an earlier token refresh, registration or reload is still running; try "
+                     "again when it has finished (agentctl logs)");
+        goto out;
+    }
+    if (cmd == DLC_CMD_REGISTER) {
+        if (!reg || !reg->host || !reg->host[0] || strlen(reg->host) >= sizeof(l->cmd_host) ||
+            reg->port < 1 || reg->port > 65535 || !reg->token || !reg->token[0] ||
+            (reg->server_id && strlen(reg->server_id) >= sizeof(l->cmd_sid))) {
+            rc = err_set(e, ERR_INVALID,
+                         "register needs a host, a port from 1 to 65535 and a "
+                         "registration token");
+            goto out;
+        }
+        if (!(l->cmd_token = strdup(reg->token))) {
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        snprintf(l->cmd_host, sizeof(l->cmd_host), "%s", reg->host);
+        l->cmd_port = reg->port;
+        snprintf(l->cmd_sid, sizeof(l->cmd_sid), "%s", reg->server_id ? reg->server_id : "");
+    }
+    l->cmd = cmd;
+    l->cmd_busy = 1;
+    seq = ++l->cmd_seq;
+    plat_cond_broadcast(l->wake);
+    while (l->cmd_done_seq < seq && !l->stop) {
+        uint64_t now = plat_monotonic_ms();
+        if (now >= end)
+            break;
+        plat_cond_wait(l->done, l->lock, (uint32_t)(end - now));
+    }
+    if (l->cmd_done_seq >= seq)
+        *out = l->cmd_result;
+    else if (l->stop)
+        rc = err_set(e, ERR_CANCELLED, "the agent is stopping");
+    else
+        rc = err_set(e, ERR_TIMEOUT,
+                     "no result within %u s; the agent goes on with it (see 'agentctl token "
+                     "status' and 'agentctl logs')",
+                     (unsigned)(timeout_ms / 1000));
+out:
+    plat_mutex_unlock(l->lock);
+    return rc;
 }
 
 static void run(void *arg)
@@ -385,7 +804,7 @@ static void run(void *arg)
              l->conn.port, l->conn.host_count > 1 ? " (+ failover hosts)" : "");
     while (!stopping(l)) {
         heartbeat(l);
-        if (nap(l, l->interval_ms))
+        if (wait_beat(l))
             break;
     }
     log_debug("token lifecycle stopped");
@@ -402,17 +821,28 @@ int dlc_start(struct dlc **out, struct cfg *cfg, struct err *e)
     if (!l)
         return err_set(e, ERR_NOMEM, "out of memory");
     l->cfg = cfg;
+    l->debug_override = -1;
+    if (!(l->started = malloc(sizeof(*l->started)))) {
+        free(l);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    *l->started = *cfg;
+    l->started->agent_jwt_token = NULL; /* plain fields only: drl_diff() reads no more */
+    l->started->unknown = NULL;
     l->interval_ms = (uint32_t)(cfg->heartbeat_interval > 0 ? cfg->heartbeat_interval : 30) * 1000;
     if (env && *env) {
         long v = strtol(env, NULL, 10);
-        if (v >= 10 && v <= 86400000L)
+        if (v >= 10 && v <= 86400000L) {
             l->interval_ms = (uint32_t)v;
+            l->interval_env = 1;
+        }
     }
     load_conn(l);
     if ((rc = fs_dirname(cfg->path, dir, sizeof(dir), e)) < 0 ||
         (rc = fs_join(dir, DLC_TOKEN_FILE, l->token_file, sizeof(l->token_file), e)) < 0 ||
         (rc = plat_mutex_create(&l->cfg_lock, e)) < 0 ||
         (rc = plat_mutex_create(&l->lock, e)) < 0 || (rc = plat_cond_create(&l->wake, e)) < 0 ||
+        (rc = plat_cond_create(&l->done, e)) < 0 ||
         (rc = plat_thread_start(&l->thread, run, l, e)) < 0) {
         dlc_stop(l);
         return err_prefix(e, "cannot start the token lifecycle");
@@ -429,12 +859,16 @@ void dlc_stop(struct dlc *l)
         plat_mutex_lock(l->lock);
         l->stop = 1;
         plat_cond_broadcast(l->wake);
+        plat_cond_broadcast(l->done);
         plat_mutex_unlock(l->lock);
         plat_thread_join(l->thread);
     }
     plat_cond_destroy(l->wake);
+    plat_cond_destroy(l->done);
+    wipe_free(l->cmd_token);
     plat_mutex_destroy(l->lock);
     plat_mutex_destroy(l->cfg_lock);
     wipe_free(l->token);
+    free(l->started);
     free(l);
 }

@@ -20,6 +20,18 @@ enum dpol_action dpol_decide(int has_exp, int64_t exp_ms, int64_t received_ms, i
     return DPOL_KEEP;
 }
 
+int64_t dpol_refresh_due_ms(int has_exp, int64_t exp_ms, int64_t received_ms)
+{
+    int64_t lifetime = exp_ms - received_ms;
+
+    if (!has_exp)
+        return 0;
+    if (lifetime <= 0)
+        return received_ms;
+    /* left * 3 < lifetime  <=>  left <= ceil(lifetime / 3) - 1 */
+    return exp_ms - (lifetime + 2) / 3 + 1;
+}
+
 uint32_t dpol_backoff_ms(unsigned attempt, uint32_t base_ms, uint32_t cap_ms, uint32_t rnd)
 {
     uint64_t d = base_ms ? base_ms : 1;

@@ -23,6 +23,11 @@ enum dpol_action {
  * once the time left falls under a third of it. A token without exp (has_exp 0) is kept.
  */
 enum dpol_action dpol_decide(int has_exp, int64_t exp_ms, int64_t received_ms, int64_t now_ms);
+/*
+ * When dpol_decide() starts answering DPOL_REFRESH for that token (epoch ms; the first
+ * heartbeat at or after it refreshes); 0 for a token without exp.
+ */
+int64_t dpol_refresh_due_ms(int has_exp, int64_t exp_ms, int64_t received_ms);
 
 /*
  * Delay before retry attempt (1-based: the wait after the attempt-th failure): base * 2^(n-1)

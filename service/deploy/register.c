@@ -282,7 +282,8 @@ int dreg_cli(const struct dreg_request *req, struct err *e)
     log_init(&lo, NULL);
 
     if (req->await_domain == 1 && dreg_domain_joined() == 0) {
-        rc = queue_registration(req, e);
+        if ((rc = queue_registration(req, e)) == 0)
+            rc = 1;
         goto out;
     }
 
@@ -300,17 +301,9 @@ int dreg_cli(const struct dreg_request *req, struct err *e)
     cfg.api_port = req->port;
     if ((rc = dreg_register(&cfg, &conn, req->token, req->server_id, e)) < 0)
         goto out;
-#ifdef _WIN32
-    printf("Registered with %s:%d as server %s.\nNext step: restart the service: "
-           "net stop kasm && net start kasm\n",
-           req->host, req->port, cfg.server_id);
-    log_info("next step: restart the service: net stop kasm && net start kasm");
-#else
-    printf("Registered with %s:%d as server %s.\nNext step: restart the agent so that it "
-           "uses the new configuration.\n",
-           req->host, req->port, cfg.server_id);
-    log_info("next step: restart the agent so that it uses the new configuration");
-#endif
+    /* the next step (a running agent reloads, or a restart) is the caller's: service/main.c */
+    printf("Registered with %s:%d as server %s.\n", req->host, req->port, cfg.server_id);
+    fflush(stdout);
 out:
     if (rc < 0)
         log_error("%s", e ? e->msg : "registration failed");

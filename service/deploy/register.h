@@ -70,8 +70,9 @@ int dreg_reach_check(const struct dcl_options *net, const char *host, int port,
 
 /*
  * The command line: checks name resolution, TCP reach and the API health check (the error
- * says which failed), registers, writes the config and prints the next step to stdout.
- * Returns 0, or an ERR_* code with a one-line reason in e.
+ * says which failed), registers, writes the config and says so on stdout (the next step -
+ * a running agent reloads, or a restart - is the caller's). Returns 0 registered, 1 queued
+ * until the domain join (said on stdout), or an ERR_* code with a one-line reason in e.
  */
 int dreg_cli(const struct dreg_request *req, struct err *e);
 

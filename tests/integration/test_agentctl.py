@@ -189,7 +189,11 @@ class AgentctlTest(unittest.TestCase):
         self.assertEqual(j["token_expires"], TOKEN_EXP)
         self.assertEqual(j["token_expires_text"], "2100-01-01 00:00:00 UTC")
         self.assertEqual(set(j), {"registered", "token_present", "token_expires",
-                                  "token_expires_text", "token_seconds_left", "token_expired"})
+                                  "token_expires_text", "token_seconds_left", "token_expired",
+                                  # the lifecycle's history (test_agentctl_deploy.py)
+                                  "heartbeat_seconds", "next_refresh", "next_refresh_text",
+                                  "next_refresh_in_seconds", "last_checkin", "last_refresh",
+                                  "last_api_host", "last_api_port", "needs_registration"})
 
     def test_sessions(self):
         end = time.monotonic() + TIMEOUT
@@ -242,8 +246,7 @@ class AgentctlTest(unittest.TestCase):
         self.assertEqual(rc, 2)
 
     def test_not_yet_and_usage(self):
-        for words in (["reload"], ["config"], ["token", "refresh"],
-                      ["screenshot"], ["register"], ["logs", "--follow"]):
+        for words in (["config"], ["screenshot"], ["logs", "--follow"]):
             rc, out, err = self.ctl(*words)
             self.assertEqual(rc, 3, f"{words}: {err!r}")
             self.assertIn("not implemented yet", err)

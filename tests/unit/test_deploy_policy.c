@@ -86,10 +86,28 @@ static void times_print_in_utc(void **state)
     }
 }
 
+/* dpol_refresh_due_ms() is the first moment dpol_decide() stops keeping the token. */
+static void refresh_due_matches_decision(void **state)
+{
+    static const int64_t lifetimes[] = {1, 2, 3, 4, 5, 7, 1000, 2999, 3000, 3001, 259200000};
+    (void)state;
+    assert_int_equal(dpol_refresh_due_ms(0, 5000, 1000), 0);
+    assert_int_equal(dpol_refresh_due_ms(1, 1000, 1000), 1000); /* no lifetime: at once */
+    for (size_t i = 0; i < sizeof(lifetimes) / sizeof(lifetimes[0]); i++) {
+        int64_t received = 1700000000000LL, exp = received + lifetimes[i];
+        int64_t due = dpol_refresh_due_ms(1, exp, received);
+        assert_true(due > received);
+        assert_true(due <= exp);
+        assert_int_not_equal(dpol_decide(1, exp, received, due), DPOL_KEEP);
+        assert_int_equal(dpol_decide(1, exp, received, due - 1), DPOL_KEEP);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(refresh_decision),
+        cmocka_unit_test(refresh_due_matches_decision),
         cmocka_unit_test(backoff_grows_is_capped_and_jittered),
         cmocka_unit_test(times_print_in_utc),
     };

@@ -39,4 +39,15 @@ struct dlc_token_status {
 /* Fills *out from the configuration, under the config lock; thread-safe. */
 void dlc_token_status(struct dlc *l, struct dlc_token_status *out);
 
+/*
+ * A hook called on the lifecycle thread after every successful check-in, outside the config
+ * lock, with the connection and the fresh token (borrowed for the call). It must return
+ * quickly. The service-start work uses it (service/scripts/scr_startup.h). Set before
+ * dlc_start; NULL removes it.
+ */
+struct dapi_conn;
+typedef void (*dlc_checkin_fn)(struct dlc *l, const struct dapi_conn *conn, const char *token,
+                               void *ctx);
+void dlc_set_checkin_hook(dlc_checkin_fn fn, void *ctx);
+
 #endif

@@ -43,6 +43,10 @@ class ScriptsStartupTest(unittest.TestCase):
         self.a.stop()
         log = self.a.read_log() + self.a.console()
         try:
+            # a clean stop (under the asan preset: no leak or error report)
+            self.assertNotIn("Sanitizer", self.a.console())
+            if self.a.proc is not None:
+                self.assertEqual(self.a.proc.returncode, 0, self.a.console()[-2000:])
             F.assert_no_tokens(self, log, [self.token] + [c.token for c in self.sim.calls()])
         finally:
             self.a.cleanup()

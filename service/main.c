@@ -425,7 +425,8 @@ static int agent_run(struct svc_host *h, void *arg)
     api_stop(api);
     sesm_stop(sessions); /* after the API: no route holds a lease any more */
     dlc_stop(lifecycle); /* first: it writes config.yaml */
-    scr_startup_stop(startup); /* a running service_startup script is killed */
+    /* after the lifecycle (no check-in hook any more): a running startup script is killed */
+    scr_startup_stop(startup);
     cfg_free(&cfg);
     log_info("stopped");
     log_shutdown();

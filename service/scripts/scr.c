@@ -481,7 +481,7 @@ int scr_run_file(const char *path, const struct scr_var *vars, size_t nvars,
     struct scr_spawn sp;
     struct scr_exit x;
     char **env = NULL;
-    char tmp_dir[1024] = "", tmp_file[1100] = "";
+    char tmp_dir[1024] = "", tmp_file[1100] = "", cwd[1024] = "";
     char *text = NULL, *copy = NULL;
     size_t text_len = 0, copy_len = 0;
     uint64_t t0;
@@ -523,6 +523,8 @@ int scr_run_file(const char *path, const struct scr_var *vars, size_t nvars,
     memset(&sp, 0, sizeof(sp));
     sp.kind = kind;
     sp.script = path;
+    if (fs_dirname(path, cwd, sizeof(cwd), NULL) == 0)
+        sp.cwd = cwd; /* the script's own folder, also for the PowerShell copy */
     sp.env_add = env;
     sp.timeout_ms = o && o->timeout_ms ? o->timeout_ms : SCR_DEFAULT_TIMEOUT * 1000u;
     sp.cancelled = o ? o->cancelled : NULL;

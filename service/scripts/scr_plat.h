@@ -27,6 +27,7 @@ int scr_plat_supports(enum scr_kind k);
 struct scr_spawn {
     enum scr_kind kind;
     const char *script;          /* the file to run (absolute) */
+    const char *cwd;             /* the working directory (the script's folder); NULL: inherited */
     char *const *env_add;        /* "NAME=value", NULL-terminated; replaces same-named vars */
     uint32_t timeout_ms;         /* > 0 */
     int (*cancelled)(void *ctx); /* may be NULL */
@@ -47,6 +48,8 @@ struct scr_exit {
  * killed. When the script exits by itself, processes it left behind are not killed; its
  * output is read until it exits (what they write later is not collected). x->out must be
  * initialised (scr_outbuf_init); 0 once the process ran, else ERR_* (could not start).
+ * Windows: output that is not valid UTF-8 is converted from the OEM code page (what cmd.exe
+ * and a redirected PowerShell write).
  */
 int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e);
 

@@ -339,6 +339,7 @@ static void import_registry(struct scr_startup *s, const struct scr_options *o)
         memset(&sp, 0, sizeof(sp));
         sp.kind = SCR_KIND_REG;
         sp.script = path;
+        sp.cwd = dir;
         sp.timeout_ms = o->timeout_ms;
         sp.cancelled = o->cancelled;
         sp.cancel_ctx = o->cancel_ctx;

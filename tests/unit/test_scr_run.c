@@ -452,6 +452,40 @@ static void unsafe_folder_refused(void **state)
 #endif
 }
 
+static void runs_in_its_folder(void **state)
+{
+    struct fx *f = *state;
+    struct scr_var vars[] = {{"out", f->out, 0}};
+    struct scr_results res = {0};
+    struct scr_options o = {0};
+    struct err e = ERR_INIT;
+    char *got;
+#ifdef _WIN32
+    /* cd prints the folder; 0x82 is e-acute in the OEM code page 437 of Wine's en-US */
+    put_script(f, "w.cmd", "@echo off\r\n>\"%KASM_OUT%\" cd\r\necho caf\x82 1\r\nexit /b 1\r\n");
+#else
+    put_script(f, "w.sh", "pwd > \"$KASM_OUT\"\n");
+#endif
+    o.timeout_ms = 60000;
+    assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
+    got = read_out(f);
+    assert_non_null(got);
+    {
+        size_t n = strlen(got);
+        while (n && (got[n - 1] == '\n' || got[n - 1] == '\r'))
+            got[--n] = '\0';
+    }
+#ifdef _WIN32
+    /* Wine may print the folder with another letter case */
+    assert_int_equal(strlen(got), strlen(f->dir));
+    assert_true(log_has("w.cmd| caf\xc3\xa9 1")); /* converted to UTF-8 */
+#else
+    assert_string_equal(got, f->dir);
+#endif
+    free(got);
+    scr_results_free(&res);
+}
+
 static int cancel_now(void *ctx)
 {
     return *(int *)ctx;
@@ -487,6 +521,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(unsafe_script_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unsafe_folder_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_folder_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(runs_in_its_folder, setup, teardown),
     };
     return UNIT_RUN("scr_run", tests, NULL, NULL);
 }

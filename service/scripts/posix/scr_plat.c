@@ -116,6 +116,8 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
         dup2(devnull, 0);
         dup2(fds[1], 1);
         dup2(fds[1], 2);
+        if (s->cwd && chdir(s->cwd) < 0)
+            _exit(126);
         execve(argv[0], argv, envp);
         _exit(127);
     }

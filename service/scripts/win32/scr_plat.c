@@ -300,9 +300,53 @@ static int drain(HANDLE rd, struct scr_exit *x)
     }
 }
 
+/* 1 when buf[0..len) is valid UTF-8 (a cut sequence at the very end counts as valid). */
+static int valid_utf8(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+        if (n == 9)
+            return 0;
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len)
+                return 1;
+            if ((p[i + k] & 0xC0) != 0x80)
+                return 0;
+        }
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* Output in the OEM code page (cmd.exe, a redirected PowerShell) becomes UTF-8, in place. */
+static void oem_to_utf8(struct scr_outbuf *b)
+{
+    int wn, un;
+    wchar_t *w = NULL;
+    size_t room = b->cap + 1024 - 1; /* scr_outbuf_init's allocation, less the NUL */
+    if (b->len == 0 || valid_utf8((const unsigned char *)b->data, b->len))
+        return;
+    wn = MultiByteToWideChar(CP_OEMCP, 0, b->data, (int)b->len, NULL, 0);
+    if (wn <= 0 || !(w = malloc((size_t)wn * sizeof(wchar_t))))
+        return;
+    MultiByteToWideChar(CP_OEMCP, 0, b->data, (int)b->len, w, wn);
+    /* fewer characters until the UTF-8 form fits the buffer */
+    while (wn > 0 && (un = WideCharToMultiByte(CP_UTF8, 0, w, wn, NULL, 0, NULL, NULL)) > 0 &&
+           (size_t)un > room)
+        wn -= (int)((size_t)un - room + 2) / 3 + 1;
+    if (wn > 0 &&
+        (un = WideCharToMultiByte(CP_UTF8, 0, w, wn, b->data, (int)room, NULL, NULL)) > 0) {
+        b->len = (size_t)un;
+        b->data[b->len] = '\0';
+    }
+    free(w);
+}
+
 int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
 {
-    wchar_t *app = NULL, *cmd = NULL, *env = NULL;
+    wchar_t *app = NULL, *cmd = NULL, *env = NULL, *wcwd = NULL;
     HANDLE rd = NULL, wr = NULL, nul = INVALID_HANDLE_VALUE, job = NULL;
     SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
     STARTUPINFOEXW si;
@@ -318,6 +362,10 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
     x->timed_out = x->cancelled = 0;
     if ((rc = build_command(s, &app, &cmd, e)) < 0)
         goto out;
+    if (s->cwd && !(wcwd = plat_w_from_utf8(s->cwd, e))) {
+        rc = e ? e->code : ERR_INVALID;
+        goto out;
+    }
     if (!(env = build_env(s->env_add, e))) {
         rc = e ? e->code : ERR_NOMEM;
         goto out;
@@ -362,7 +410,7 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
     if (!CreateProcessW(app, cmd, NULL, NULL, TRUE,
                         CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | CREATE_NO_WINDOW |
                             EXTENDED_STARTUPINFO_PRESENT,
-                        env, NULL, &si.StartupInfo, &pi)) {
+                        env, wcwd, &si.StartupInfo, &pi)) {
         char a[MAX_PATH * 3] = "";
         plat_utf8_from_w_buf(app, a, sizeof(a), NULL);
         rc = plat_win_fail(e, GetLastError(), "cannot start", a);
@@ -403,6 +451,7 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
         drain(rd, x);
     if (GetExitCodeProcess(pi.hProcess, &code))
         x->exit_code = (int)code;
+    oem_to_utf8(&x->out);
 out:
     if (pi.hThread)
         CloseHandle(pi.hThread);
@@ -429,5 +478,6 @@ out:
     }
     free(app);
     free(cmd);
+    free(wcwd);
     return rc;
 }

@@ -187,6 +187,20 @@ static int check_raw(struct scr_startup *s, const struct dcl_response *r, const 
     return 0;
 }
 
+/* 1 when a token can go into a query string as it is (a JWT: base64url and dots). */
+static int url_safe(const char *t)
+{
+    if (!*t)
+        return 0;
+    for (; *t; t++) {
+        char c = *t;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
 /* Fetches one mapping's contents and writes it admin-only, atomically. */
 static int install_one(struct scr_startup *s, const char *id, const char *token, const char *dest,
                        struct err *e)
@@ -196,6 +210,8 @@ static int install_one(struct scr_startup *s, const char *id, const char *token,
     int rc;
 
     memset(&r, 0, sizeof(r));
+    if (!url_safe(token))
+        return err_set(e, ERR_PROTOCOL, "the file mapping %s has a token that is not a JWT", id);
     if (snprintf(target, sizeof(target), "/api/admin/get_file_mapping_contents?token=%s", token) >=
         (int)sizeof(target))
         return err_set(e, ERR_TOO_LARGE, "the file mapping %s has an over-long token", id);
@@ -224,8 +240,8 @@ static void install_mappings(struct scr_startup *s)
     int rc;
 
     memset(&r, 0, sizeof(r));
-    if (!s->token) {
-        log_warning("no agent token: the server's file mappings are not fetched");
+    if (!s->token || !url_safe(s->token)) {
+        log_warning("no usable agent token: the server's file mappings are not fetched");
         return;
     }
     snprintf(target, sizeof(target), "/api/admin/get_server_file_mappings?token=%s", s->token);

@@ -486,6 +486,93 @@ static void runs_in_its_folder(void **state)
     scr_results_free(&res);
 }
 
+static void ps1_through_powershell(void **state)
+{
+    struct fx *f = *state;
+    const char *evil = "bob'); Remove-Item C:\\ -Recurse; ('";
+    struct scr_var vars[] = {{"username", evil, 0}, {"out", f->out, 0}, {"jwt_token", SECRET, 1}};
+    struct scr_results res = {0};
+    struct scr_options o = {0};
+    struct err e = ERR_INIT;
+    const char *body = "Write-Output \"hello $username\"\r\n";
+#ifdef _WIN32
+    wchar_t sys[MAX_PATH], dst[MAX_PATH + 64], src[1024];
+    char *got, *enc, tmpdir[1100];
+    HMODULE nt = GetModuleHandleW(L"ntdll.dll");
+    if (!nt || !GetProcAddress(nt, "wine_get_version")) {
+        UNIT_SKIP("replaces powershell.exe with a stand-in: only under Wine");
+        return;
+    }
+    /* the stand-in at the real place: Z:<unix path of the build> */
+    {
+        char path[1024];
+        snprintf(path, sizeof(path), "Z:%s", KASM_FAKE_POWERSHELL);
+        for (char *p = path; *p; p++)
+            if (*p == '/')
+                *p = '\\';
+        MultiByteToWideChar(CP_UTF8, 0, path, -1, src, 1024);
+    }
+    assert_true(GetSystemDirectoryW(sys, MAX_PATH) > 0);
+    swprintf(dst, MAX_PATH + 64, L"%ls\\WindowsPowerShell\\v1.0\\powershell.exe", sys);
+    assert_true(CopyFileW(src, dst, FALSE));
+    put_script(f, "10_ps.ps1", body);
+    o.timeout_ms = 60000;
+    assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 3, &o, &res, &e), 0);
+    assert_int_equal(res.count, 1);
+    assert_int_equal(res.items[0].status, SCR_FAILED);
+    assert_int_equal(res.items[0].exit_code, 3);
+    assert_true(log_has("10_ps.ps1| fake powershell ran"));
+    got = read_out(f);
+    assert_non_null(got);
+    /* the command line, as CommandLineToArgvW splits it */
+    assert_non_null(strstr(got, "argc 7\n-NoProfile\n-NonInteractive\n-ExecutionPolicy\nBypass\n"
+                                "-File\n"));
+    fs_join(f->root, "tmp", tmpdir, sizeof(tmpdir), NULL);
+    assert_non_null(strstr(got, tmpdir));          /* the private copy ... */
+    assert_non_null(strstr(got, "\\10_ps.ps1\n")); /* ... under the script's name */
+    assert_non_null(strstr(got, "cwd "));
+    assert_non_null(strstr(got, f->dir + 2)); /* the script's folder (drive letter case aside) */
+    assert_non_null(strstr(got, "user bob'); Remove-Item C:\\ -Recurse; ('\n"));
+    /* the copy: BOM, the prologue with base64 values, then the script */
+    enc = scr_base64(evil, strlen(evil));
+    {
+        const char *file = strstr(got, "--- file\n");
+        char line[512];
+        assert_non_null(file);
+        file += 9;
+        assert_memory_equal(file, "\xEF\xBB\xBF# Variables set by the Kasm agent", 3 + 33);
+        snprintf(line, sizeof(line),
+                 "$username = [System.Text.Encoding]::UTF8.GetString([System.Convert]::"
+                 "FromBase64String('%s'))\r\n",
+                 enc);
+        assert_non_null(strstr(file, line));
+        assert_null(strstr(file, "Remove-Item")); /* the value only as base64 */
+        assert_null(strstr(file, SECRET));        /* the token only as base64 */
+        assert_non_null(strstr(file, body));
+        assert_true(strstr(file, line) < strstr(file, body));
+    }
+    free(enc);
+    free(got);
+    /* the copy and its folder are gone; tmp itself stays */
+    {
+        struct plat_dir *d = NULL;
+        struct plat_dir_entry ent;
+        assert_int_equal(plat_dir_open(tmpdir, &d, NULL), 0);
+        assert_int_equal(plat_dir_next(d, &ent, NULL), 0);
+        plat_dir_close(d);
+    }
+    scr_results_free(&res);
+#else
+    put_script(f, "10_ps.ps1", body);
+    o.timeout_ms = 60000;
+    assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 3, &o, &res, &e), 0);
+    assert_int_equal(res.count, 1);
+    assert_int_equal(res.items[0].status, SCR_SKIPPED);
+    assert_true(log_has("10_ps.ps1: skipped (PowerShell scripts do not run on this platform)"));
+    scr_results_free(&res);
+#endif
+}
+
 static int cancel_now(void *ctx)
 {
     return *(int *)ctx;
@@ -522,6 +609,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(unsafe_folder_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_folder_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(runs_in_its_folder, setup, teardown),
+        cmocka_unit_test_setup_teardown(ps1_through_powershell, setup, teardown),
     };
     return UNIT_RUN("scr_run", tests, NULL, NULL);
 }

@@ -399,6 +399,11 @@ static void work(void *arg)
     o.cancelled = stopping;
     o.cancel_ctx = s;
 
+    if (!s->script_path[0]) {
+        log_warning("script_path is empty: no script mappings, registry files or "
+                    "service_startup scripts");
+        return;
+    }
     log_info("service start: installing script file mappings, importing registry files, "
              "running service_startup scripts");
     install_mappings(s);

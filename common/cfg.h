@@ -61,6 +61,8 @@ struct cfg {
     /* session helpers (service/session/) */
     char session_helper[CFG_PATH_MAX]; /* session_helper(.exe) path; "" = beside the agent */
     char sessions_file[CFG_PATH_MAX];  /* POSIX declared sessions; "" = logind */
+    /* scripts (service/scripts/) */
+    int script_timeout; /* seconds one script may run before its process tree is killed, 300 */
 
     /* --- bookkeeping --- */
     char path[CFG_PATH_MAX]; /* file it was loaded from / will be saved to */

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "plat.h"
 #include "register.h"
+#include "scripts/scr_startup.h"
 #include "sesm.h"
 #include "svc_host.h"
 
@@ -335,6 +336,7 @@ static int agent_run(struct svc_host *h, void *arg)
     struct dlc *lifecycle = NULL; /* owns cfg's token fields and config.yaml while it runs */
     struct api *api = NULL;       /* the HTTPS API (service/api/api.h) */
     struct sesm *sessions = NULL; /* the session helpers (service/session/sesm.h); may be NULL */
+    struct scr_startup *startup = NULL; /* service-start scripts (service/scripts/), may be NULL */
     int rc, debug;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -374,8 +376,12 @@ static int agent_run(struct svc_host *h, void *arg)
         }
     }
 
+    /* After the first check-in: script mappings, .reg imports, service_startup scripts. */
+    if (scr_startup_create(&startup, &cfg, &e) == 0)
+        dlc_set_checkin_hook(scr_startup_hook, startup);
     /* The token lifecycle: check-in, keepalive, refresh (service/deploy/lifecycle.c). */
     if ((rc = dlc_start(&lifecycle, &cfg, &e)) < 0) {
+        scr_startup_stop(startup);
         adm_stop(admin);
         log_shutdown();
         cfg_free(&cfg);
@@ -408,6 +414,7 @@ static int agent_run(struct svc_host *h, void *arg)
         adm_stop(admin);
         sesm_stop(sessions);
         dlc_stop(lifecycle);
+        scr_startup_stop(startup);
         log_shutdown();
         cfg_free(&cfg);
         return fail_start(h, c, rc, e.msg);
@@ -427,6 +434,8 @@ static int agent_run(struct svc_host *h, void *arg)
     api_stop(api);
     sesm_stop(sessions); /* after the API: no route holds a lease any more */
     dlc_stop(lifecycle); /* first: it writes config.yaml */
+    /* after the lifecycle (no check-in hook any more): a running startup script is killed */
+    scr_startup_stop(startup);
     cfg_free(&cfg);
     log_info("stopped");
     log_shutdown();

@@ -62,6 +62,15 @@ struct dlc {
     char cmd_sid[128];
 };
 
+static dlc_checkin_fn checkin_hook; /* set before dlc_start (lifecycle.h) */
+static void *checkin_hook_ctx;
+
+void dlc_set_checkin_hook(dlc_checkin_fn fn, void *ctx)
+{
+    checkin_hook = fn;
+    checkin_hook_ctx = ctx;
+}
+
 static void wipe_free(char *s)
 {
     if (s) {
@@ -273,6 +282,8 @@ static int do_op(struct dlc *l, enum op op, const char *reg_token, struct err *e
                 log_info("New auth token expires %s", when);
             }
             l->checkin_phase++;
+            if (checkin_hook)
+                checkin_hook(l, &l->conn, l->token, checkin_hook_ctx);
         }
         dapi_agent_info_free(&info);
         return rc;

@@ -105,4 +105,15 @@ void dlc_set_debug_override(struct dlc *l, int debug);
 int dlc_command(struct dlc *l, enum dlc_cmd cmd, const struct dlc_register_args *reg,
                 uint32_t timeout_ms, struct dlc_result *out, struct err *e);
 
+/*
+ * A hook called on the lifecycle thread after every successful check-in, outside the config
+ * lock, with the connection and the fresh token (borrowed for the call). It must return
+ * quickly. The service-start work uses it (service/scripts/scr_startup.h). Set before
+ * dlc_start; NULL removes it.
+ */
+struct dapi_conn;
+typedef void (*dlc_checkin_fn)(struct dlc *l, const struct dapi_conn *conn, const char *token,
+                               void *ctx);
+void dlc_set_checkin_hook(dlc_checkin_fn fn, void *ctx);
+
 #endif

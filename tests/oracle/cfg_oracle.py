@@ -37,6 +37,7 @@ OUR_DEFAULTS = {
     "num_threads": 16,
     "session_helper": "",
     "sessions_file": "",
+    "script_timeout": 300,
 }
 
 KASM_KEYS = [

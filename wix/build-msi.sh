@@ -40,7 +40,7 @@ done
 (cd "$work" && G_DEBUG=fatal-warnings wixl -a x64 -D Version="$version" -D BinDir=bin/ \
     -o "$work/out.msi" "$wxs")
 
-secure="$(msiinfo export "$work/out.msi" Property | awk -F'\t' '$1 == "SecureCustomProperties" {print $2}')"
+secure="$(msiinfo export "$work/out.msi" Property | awk -F'\t' '$1 == "SecureCustomProperties" {print $2}' | tr -d '\r')"
 secure="${secure:+$secure;}API_HOST;API_PORT;REGISTRATION_TOKEN;SERVER_ID;PORT;INSTALLDIR"
 msibuild "$work/out.msi" -q "UPDATE InstallExecuteSequence SET Sequence = 1501 WHERE Action = 'RemoveExistingProducts'"
 msibuild "$work/out.msi" -q "UPDATE CustomAction SET Type = 11282 WHERE Action = 'KasmRegister' OR Action = 'KasmRegisterWithId'"

@@ -215,6 +215,7 @@ static void set_recovery(const char *service_name)
             BYTE raw[512];
         } q;
         DWORD need = 0;
+        memset(&q, 0, sizeof(q));
         if (!QueryServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS, q.raw, sizeof(q.raw),
                                   &need) ||
             q.fa.cActions != 3 || !q.fa.lpsaActions ||

@@ -19,9 +19,9 @@
    the redirected Downloads), the listing, the download with the same SHA-256, and a
    screenshot (a PNG of the requested width) when the test has an X display.
 6. A major upgrade to the same build with a higher version (built here with wix/build-msi.sh):
-   the service runs again, config.yaml (server id, token, a custom key), certs\\ and a file in
+   the service runs again, config.yaml (server id, token, port), certs\\ and a file in
    Upload\\ are kept, the uploaded file is still served with the same hash, the registry shows
-   the new version.
+   the new version only; installing the older MSI again is refused.
 7. msiexec /x: no service, no install folder, no Event Log source.
 session_start/session_end with a .cmd hook are not tested: the script runner (issue 6) does
 not exist yet.
@@ -475,6 +475,16 @@ def main():
         check((got, n) == (digest, UPLOAD_SIZE), "the uploaded file changed in the upgrade")
         print(f"ok   major upgrade {version} -> {new_version}: service RUNNING, config.yaml, "
               "certs\\ and Upload\\ kept, the uploaded file served with the same hash")
+
+        # A downgrade is refused (the launch condition on KASM_NEWER_FOUND)
+        r, log = msiexec("/i", win_path(args.msi), log_name="downgrade.log")
+        check(r.returncode != 0, f"installing {version} over {new_version} succeeded")
+        shown = kasm_versions(wine("reg", "query", r"HKLM\Software\Microsoft\Windows"
+                                   r"\CurrentVersion\Uninstall", "/s").stdout)
+        check(shown == [new_version] and service_state() == "RUNNING",
+              f"after the refused downgrade: versions {shown}, service {service_state()}")
+        print(f"ok   installing {version} over {new_version} is refused (exit {r.returncode}); "
+              f"{new_version} stays, its service RUNNING")
 
         r, log = msiexec("/x", win_path(new_msi), log_name="uninstall.log")
         check(r.returncode == 0, f"msiexec /x exited with {r.returncode}: {r.stderr[-3000:]}")

@@ -76,8 +76,13 @@ static int ensure_config(const struct setup_request *r, const char *dir, struct 
     int rc;
 
     memset(&c, 0, sizeof(c));
-    rc = plat_path_stat(r->cfg_path, &fi, NULL);
-    if (rc == ERR_NOT_FOUND || (rc < 0 && rc != ERR_PERMISSION)) {
+    rc = plat_path_stat(r->cfg_path, &fi, e);
+    if (rc < 0 && rc != ERR_NOT_FOUND) {
+        err_prefix(e, "cannot tell whether the config exists (it is never overwritten)");
+        goto out;
+    }
+    if (rc == ERR_NOT_FOUND) {
+        err_clear(e);
         if (!(text = setup_default_config(dir, r->port))) {
             rc = err_set(e, ERR_NOMEM,
                          "cannot make the default config (out of memory or the "

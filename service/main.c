@@ -26,6 +26,7 @@
 #include "register.h"
 #include "scripts/scr_startup.h"
 #include "sesm.h"
+#include "setup.h"
 #include "svc_host.h"
 
 #define AGENT_SERVICE_NAME "Kasm" /* the Windows service and Event Log source */
@@ -58,6 +59,13 @@ struct agent_args {
     const char *register_token; /* a secret: never printed */
     const char *server_id;
     int await_domain; /* -1: not given */
+    /* the installer's custom actions (wix/kasm.wxs; service/setup/setup.h) */
+    int install_setup;
+    int uninstall_cleanup;
+    int upgrade_mark;
+    int stop_service;
+    int port;      /* --port: 0 when not given or empty */
+    int keep_data; /* --keep-data (with --uninstall-cleanup) */
 };
 
 struct agent_ctx {
@@ -76,6 +84,8 @@ static void usage(FILE *out)
             "  " PROG " [/S] [--cfg FILE] [--debug 0|1]\n"
             "  " PROG " [/S] --register-host HOST [--register-port PORT] --register-token TOKEN\n"
             "            [--server-id ID] [--await-domain True|False] [--cfg FILE]\n"
+            "  " PROG " --install-setup [--port PORT] | --uninstall-cleanup [--keep-data] |\n"
+            "            --upgrade-mark | --stop-service [--cfg FILE]\n"
             "  " PROG " --version | --help\n"
             "\n"
             "Kasm open agent %s: an open replacement for the Kasm Desktop Service. It keeps\n"
@@ -106,6 +116,18 @@ static void usage(FILE *out)
             "                            register once it has.\n"
             "  --console                 Run in the foreground without asking the Service Control\n"
             "                            Manager first (tests, debugging; quicker under Wine).\n"
+            "  --install-setup           (The installer) write a default config if there is\n"
+            "                            none, set --port in it, set the folder ACLs, the\n"
+            "                            firewall rule, the Event Log source and the service's\n"
+            "                            recovery actions.\n"
+            "  --uninstall-cleanup       (The installer) wait until the service has stopped,\n"
+            "                            undo that and remove the config, the certificates and\n"
+            "                            the transfer folders (not with --keep-data: upgrades).\n"
+            "  --upgrade-mark            (The installer) the next uninstall is part of an\n"
+            "                            upgrade: keep the data; then as --stop-service.\n"
+            "  --stop-service            (The installer) stop the service and wait until its\n"
+            "                            process has ended.\n"
+            "  --port PORT               With --install-setup: the HTTPS port (empty: keep).\n"
             "  --version                 Print the version and exit.\n"
             "  --help                    Print this help and exit.\n"
             "\n"
@@ -197,6 +219,26 @@ static int parse_args(int argc, char **argv, struct agent_args *a)
             a->version = 1;
             continue;
         }
+        if (strcmp(arg, "--install-setup") == 0) {
+            a->install_setup = 1;
+            continue;
+        }
+        if (strcmp(arg, "--uninstall-cleanup") == 0) {
+            a->uninstall_cleanup = 1;
+            continue;
+        }
+        if (strcmp(arg, "--upgrade-mark") == 0) {
+            a->upgrade_mark = 1;
+            continue;
+        }
+        if (strcmp(arg, "--stop-service") == 0) {
+            a->stop_service = 1;
+            continue;
+        }
+        if (strcmp(arg, "--keep-data") == 0) {
+            a->keep_data = 1;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
             /* Not echoed: a misplaced token must not end up on the screen or in a log. */
             fprintf(stderr,
@@ -247,6 +289,10 @@ static int parse_args(int argc, char **argv, struct agent_args *a)
                 return usage_error("%s needs a server id", name);
             a->server_id = val;
             a->registration = 1;
+        } else if (strcmp(name, "--port") == 0) {
+            /* The MSI passes --port "[PORT]": empty when the property is not set. */
+            if (!val || (*val && (a->port = parse_port(val)) < 0))
+                return usage_error("%s expects a port number from 1 to 65535", name);
         } else if (strcmp(name, "--await-domain") == 0) {
             if (!val || (a->await_domain = parse_bool(val)) < 0)
                 return usage_error("%s expects True or False", name);
@@ -255,6 +301,15 @@ static int parse_args(int argc, char **argv, struct agent_args *a)
             return usage_error("unknown option '%s'", name);
         }
     }
+    if (a->install_setup + a->uninstall_cleanup + a->upgrade_mark + a->stop_service +
+            a->registration >
+        1)
+        return usage_error("--install-setup, --uninstall-cleanup, --upgrade-mark, "
+                           "--stop-service and --register-... are separate steps; give one");
+    if (a->keep_data && !a->uninstall_cleanup)
+        return usage_error("--keep-data goes with --uninstall-cleanup");
+    if (a->port && !a->install_setup)
+        return usage_error("--port goes with --install-setup (the port is in the config)");
     return -1;
 }
 
@@ -520,6 +575,50 @@ static int default_cfg_path(char *out, size_t cap, struct err *e)
 #endif
 }
 
+/* agent --install-setup / --uninstall-cleanup: the installer's steps (service/setup/). */
+static int run_setup(const struct agent_args *a)
+{
+    struct setup_request req;
+    struct err e = ERR_INIT;
+    struct log_options lo = {0};
+    char cfg_path[CFG_PATH_MAX];
+    int rc;
+
+    if (a->cfg_path)
+        snprintf(cfg_path, sizeof(cfg_path), "%s", a->cfg_path);
+    else if (default_cfg_path(cfg_path, sizeof(cfg_path), &e) < 0) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        return AGENT_EXIT_FAILED;
+    }
+    lo.level = a->debug > 0 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+    lo.to_stderr = 1;
+    log_init(&lo, NULL);
+    memset(&req, 0, sizeof(req));
+    req.cfg_path = cfg_path;
+    req.port = a->port;
+    req.service_name = AGENT_SERVICE_NAME;
+    req.keep_data = a->keep_data;
+    if (a->install_setup)
+        rc = setup_install(&req, &e);
+    else if (a->upgrade_mark)
+        rc = setup_mark_upgrade(&req, &e);
+    else if (a->stop_service)
+        rc = setup_stop_service(&req, &e);
+    else if (a->uninstall_cleanup)
+        rc = setup_uninstall(&req, &e);
+    else
+        rc = err_set(&e, ERR_INTERNAL, "no setup step was asked for");
+    if (rc < 0)
+        log_error("%s failed: %s",
+                  a->install_setup  ? "the install setup"
+                  : a->upgrade_mark ? "the upgrade mark"
+                  : a->stop_service ? "stopping the service"
+                                    : "the uninstall clean-up",
+                  e.msg);
+    log_shutdown();
+    return rc < 0 ? AGENT_EXIT_FAILED : AGENT_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct agent_args args;
@@ -543,6 +642,8 @@ int main(int argc, char **argv)
     }
     if (args.registration)
         return run_registration(&args);
+    if (args.install_setup || args.uninstall_cleanup || args.upgrade_mark || args.stop_service)
+        return run_setup(&args);
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.args = &args;

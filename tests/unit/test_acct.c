@@ -8,6 +8,7 @@
  * change in Wine is noticed), then skips the part Wine cannot show with the reason:
  *   - NetUserAdd: a stub that returns NERR_Success and creates nothing (so it never reports
  *     NERR_UserExists, and LookupAccountNameW then fails with 1332 ERROR_NONE_MAPPED);
+ *     NetUserGetInfo level 1 answers NERR_Success for any name (privilege 0, flags 0);
  *   - NetUserSetInfo: not implemented - calling it aborts the process (never called here);
  *   - NetLocalGroupAddMembers: a stub that returns NERR_Success (never ERROR_MEMBER_IN_ALIAS);
  *     NetLocalGroupGetMembers: a stub listing only the Unix user;
@@ -385,6 +386,51 @@ static void test_win_user_update(void **state)
 #endif
 }
 
+/* An existing administrator is refused, and keeps its password. */
+static void test_win_user_refuses_admin(void **state)
+{
+    (void)state;
+    WIN_ONLY();
+#ifdef _WIN32
+    wchar_t user[32], pw1[64], pw2[64], admins[257], dom[256], comp[MAX_COMPUTERNAME_LENGTH + 1],
+        qual[300];
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    DWORD sid_size = sizeof(sid), n = 257, dn = 256, cl = MAX_COMPUTERNAME_LENGTH + 1;
+    SID_NAME_USE use;
+    struct err e = ERR_INIT;
+    int created = -1;
+    unique_user(user, 32, 'a');
+    _snwprintf(pw1, 64, L"Kt#%08lx-9z!Q", (unsigned long)GetTickCount());
+    _snwprintf(pw2, 64, L"Kt#%08lx-8y?R", (unsigned long)GetCurrentProcessId());
+    pw1[63] = pw2[63] = 0;
+    if (acct_win_user(user, pw1, &created, &e) != 0)
+        fail_msg("acct_win_user: %s", e.msg);
+    assert_int_equal(created, 1);
+    if (is_wine())
+        UNIT_SKIP("Wine 8: NetUserAdd is a stub that never reports NERR_UserExists, so the "
+                  "check of an existing account is never reached");
+    /* Make it an administrator (the group by its SID S-1-5-32-544). */
+    assert_true(CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, sid, &sid_size));
+    assert_true(LookupAccountSidW(NULL, sid, admins, &n, dom, &dn, &use));
+    assert_true(GetComputerNameW(comp, &cl));
+    _snwprintf(qual, 300, L"%ls\\%ls", comp, user);
+    qual[299] = 0;
+    LOCALGROUP_MEMBERS_INFO_3 m = {qual};
+    assert_int_equal(NetLocalGroupAddMembers(NULL, admins, 3, (LPBYTE)&m, 1), NERR_Success);
+    int rc = acct_win_user(user, pw2, &created, &e);
+    HANDLE tok = NULL;
+    BOOL old_ok =
+        LogonUserW(user, L".", pw1, LOGON32_LOGON_NETWORK, LOGON32_PROVIDER_DEFAULT, &tok);
+    if (tok)
+        CloseHandle(tok);
+    remove_user(user);
+    assert_int_equal(rc, ERR_PERMISSION);
+    assert_non_null(strstr(e.msg, "is an administrator"));
+    assert_int_equal(created, 0);
+    assert_true(old_ok);
+#endif
+}
+
 static void test_win_rdu_add(void **state)
 {
     (void)state;
@@ -549,9 +595,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_empty_and_null),       cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_length_in_characters), cmocka_unit_test(test_posix_unsupported),
         cmocka_unit_test(test_win_rdu_name),         cmocka_unit_test(test_win_user_create),
-        cmocka_unit_test(test_win_user_update),      cmocka_unit_test(test_win_rdu_add),
-        cmocka_unit_test(test_win_profile),          cmocka_unit_test(test_win_ensure),
-        cmocka_unit_test(test_win_ensure_bad_input),
+        cmocka_unit_test(test_win_user_update),      cmocka_unit_test(test_win_user_refuses_admin),
+        cmocka_unit_test(test_win_rdu_add),          cmocka_unit_test(test_win_profile),
+        cmocka_unit_test(test_win_ensure),           cmocka_unit_test(test_win_ensure_bad_input),
     };
     return UNIT_RUN("acct", tests, NULL, NULL);
 }

@@ -36,6 +36,35 @@ static void acct_name_utf8(const wchar_t *user, char *out, size_t cap)
         snprintf(out, cap, "?");
 }
 
+/* A NERR_* code (2100..2999) the switch below does not know: its text lives in netmsg.dll,
+ * not in the system's message table. */
+static int acct_nerr_fail(struct err *e, DWORD code, const char *what, const char *name)
+{
+    HMODULE msgs = LoadLibraryExW(L"netmsg.dll", NULL,
+                                  LOAD_LIBRARY_AS_DATAFILE | LOAD_LIBRARY_SEARCH_SYSTEM32);
+    wchar_t wbuf[512];
+    char text[512];
+    DWORD n = 0;
+
+    if (msgs)
+        n = FormatMessageW(FORMAT_MESSAGE_FROM_HMODULE | FORMAT_MESSAGE_IGNORE_INSERTS, msgs, code,
+                           0, wbuf, sizeof(wbuf) / sizeof(wbuf[0]), NULL);
+    if (msgs)
+        FreeLibrary(msgs);
+    while (n > 0 && (wbuf[n - 1] == L'\r' || wbuf[n - 1] == L'\n' || wbuf[n - 1] == L' ' ||
+                     wbuf[n - 1] == L'.'))
+        n--;
+    text[0] = '\0';
+    if (n > 0) {
+        wbuf[n] = 0;
+        if (plat_utf8_from_w_buf(wbuf, text, sizeof(text), NULL) < 0)
+            text[0] = '\0';
+    }
+    if (!text[0])
+        snprintf(text, sizeof(text), "network management error");
+    return err_set(e, ERR_IO, "%s %s: %s (NERR %lu)", what, name, text, (unsigned long)code);
+}
+
 /* Fills e for a failed NetApi/Win32 call on the account `name`: the code and a sentence. */
 static int acct_fail(struct err *e, DWORD code, const char *what, const char *name)
 {
@@ -87,6 +116,8 @@ static int acct_fail(struct err *e, DWORD code, const char *what, const char *na
         rc = ERR_INVALID;
         break;
     default:
+        if (code >= NERR_BASE && code <= MAX_NERR)
+            return acct_nerr_fail(e, code, what, name);
         return plat_win_fail(e, code, what, name);
     }
     return err_set(e, rc, "%s %s: %s (error %lu)%s", what, name, text, (unsigned long)code, hint);

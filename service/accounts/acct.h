@@ -18,8 +18,11 @@
 #define ACCT_USERNAME_MAX 20 /* Windows local account names: at most 20 characters */
 
 /* 0 when username (UTF-8) is a valid Windows local account name: 1..20 characters, none of
- * " / \ [ ] : ; | = , + * ? < > @, no control characters, not only dots and spaces, no
- * trailing dot. Portable: the same rule on every platform. */
+ * " / \ [ ] : ; | = , + * ? < > @, no control characters (C0, DEL, C1), not only dots and
+ * spaces, no trailing dot; strict UTF-8 (no overlong forms, no surrogates). Characters are
+ * counted as Windows counts them, in UTF-16 code units: 20 letters of any script fit (60 bytes
+ * of CJK are fine), a character beyond U+FFFF (an emoji) counts as 2. Portable: the same rule
+ * on every platform. Otherwise ERR_INVALID naming the rule. */
 int acct_validate_username(const char *username, struct err *e);
 
 struct acct_result {
@@ -30,7 +33,11 @@ struct acct_result {
 };
 
 /* Creates the local user (or resets the password of an existing one and enables it), makes
- * it a member of Remote Desktop Users and creates its profile. */
+ * it a member of Remote Desktop Users and creates its profile. Idempotent: a second call
+ * reports created = added_to_rdu = profile_created = 0. An existing administrator or guest
+ * account is refused (ERR_PERMISSION), never taken over. Not rolled back on a failed step (the
+ * next call completes it). username is validated first (ERR_INVALID); out is zeroed first and
+ * is required. Windows-only (docs/accounts.md); elsewhere ERR_UNSUPPORTED. */
 int acct_ensure_local_user(const char *username, const char *password, struct acct_result *out,
                            struct err *e);
 

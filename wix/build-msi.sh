@@ -36,8 +36,15 @@ for f in agent.exe session_helper.exe agentctl.exe; do
     [[ -f "$bindir/$f" ]] || { echo "build-msi: $bindir/$f is missing" >&2; exit 2; }
     cp "$bindir/$f" "$work/bin/$f"
 done
+# The builtin hooks (hooks/builtin/, docs/scripts.md) go to scripts\builtin\.
+mkdir "$work/hooks"
+for f in load_persistent_profile.ps1 save_persistent_profile.ps1 map_storage.ps1 unmap_storage.ps1; do
+    src="$(dirname -- "$(readlink -f -- "$0")")/../hooks/builtin/$f"
+    [[ -f "$src" ]] || { echo "build-msi: $src is missing" >&2; exit 2; }
+    cp "$src" "$work/hooks/$f"
+done
 # wixl wants File/@Source relative to its working folder; G_DEBUG makes its GLib warnings fatal.
-(cd "$work" && G_DEBUG=fatal-warnings wixl -a x64 -D Version="$version" -D BinDir=bin/ \
+(cd "$work" && G_DEBUG=fatal-warnings wixl -a x64 -D Version="$version" -D BinDir=bin/ -D HooksDir=hooks/ \
     -o "$work/out.msi" "$wxs")
 
 secure="$(msiinfo export "$work/out.msi" Property | awk -F'\t' '$1 == "SecureCustomProperties" {print $2}' | tr -d '\r')"

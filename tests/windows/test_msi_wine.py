@@ -49,6 +49,11 @@ import uuid
 
 import yaml
 
+BUILTIN_HOOKS = ("load_persistent_profile.ps1", "save_persistent_profile.ps1",
+                 "map_storage.ps1", "unmap_storage.ps1")
+HOOKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "hooks",
+                         "builtin")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 sys.path.insert(0, HERE)
@@ -110,11 +115,12 @@ def check_tables(msi, version):
           ctl[0]["Wait"] == "1", f"ServiceControl: {ctl}")
 
     files = {r["FileName"].split("|")[-1] for r in msi_table(msi, "File")}
-    check({"agent.exe", "session_helper.exe", "agentctl.exe"} <= files, f"files: {files}")
+    check({"agent.exe", "session_helper.exe", "agentctl.exe"} | set(BUILTIN_HOOKS) <= files,
+          f"files: {files}")
     dirs = {r["Directory"]: r for r in msi_table(msi, "Directory")}
     check(dirs["INSTALLDIR"]["DefaultDir"] == "Kasm" and
           dirs["INSTALLDIR"]["Directory_Parent"] == "ProgramFiles64Folder", "INSTALLDIR")
-    for sub in ("service_startup", "session_start", "session_end"):
+    for sub in ("service_startup", "session_start", "session_end", "builtin", "registry"):
         check(any(d["DefaultDir"] == sub for d in dirs.values()), f"no scripts\\{sub} folder")
 
     ca = {r["Action"]: r for r in msi_table(msi, "CustomAction")}
@@ -363,8 +369,12 @@ def main():
         check(token not in cfg_text, "the registration token is stored in config.yaml")
         for pem in ("cert.pem", "key.pem", "jwt.pem"):
             check(os.path.getsize(os.path.join(kasm_dir, "certs", pem)) > 100, f"certs\\{pem}")
-        for sub in ("service_startup", "session_start", "session_end"):
+        for sub in ("service_startup", "session_start", "session_end", "registry"):
             check(os.path.isdir(os.path.join(kasm_dir, "scripts", sub)), f"scripts\\{sub}")
+        for hook in BUILTIN_HOOKS:
+            with open(os.path.join(kasm_dir, "scripts", "builtin", hook), "rb") as f, \
+                    open(os.path.join(HOOKS_DIR, hook), "rb") as g:
+                check(f.read() == g.read(), f"scripts\\builtin\\{hook} is not hooks/builtin/{hook}")
         ev = wine("reg", "query", r"HKLM\System\CurrentControlSet\Services\EventLog"
                   r"\Application\Kasm", ok=False)
         check(ev.returncode == 0 and "TypesSupported" in ev.stdout, "no Event Log source Kasm")

@@ -20,6 +20,7 @@
 #include "adm_endpoint.h"
 #include "cfg.h"
 #include "ctl_chan.h"
+#include "ctl_misc.h"
 #include "err.h"
 #include "fsutil.h"
 #include "plat.h"
@@ -51,13 +52,14 @@ struct ctl_command {
 static const struct ctl_command ctl_commands[] = {
     {"status", "", "Version, uptime, registration, token expiry, listener, sessions.", 1},
     {"sessions", "", "Logged-on users' sessions and their session helpers.", 1},
-    {"logs", "[--lines N] [--level L]", "Recent log records kept in memory by the agent.", 1},
+    {"logs", "[--follow] [--lines N] [--level L]",
+     "Recent log records kept in memory by the agent.", 1},
     {"token status", "", "Expiry of the agent's own token.", 1},
     {"token refresh", "", "Force a token refresh. (not yet)", 0},
     {"register", "--host H --port P --token T", "Register through the running agent. (not yet)", 0},
     {"reload", "", "Re-read config, certificates and the JWT key. (not yet)", 0},
     {"config", "", "The configuration in use, secrets hidden. (not yet)", 0},
-    {"screenshot", "--session N --out FILE", "A screenshot through the helper. (not yet)", 0},
+    {"screenshot", "--session N --out FILE [--width W]", "A PNG of a session's desktop.", 1},
     {"doctor", "", "Checks with a verdict and a fix for each. (not yet)", 0},
 };
 #define CTL_NCOMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
@@ -68,6 +70,8 @@ struct ctl_args {
     int json, debug, follow;
     long lines; /* 0: the agent's default */
     const char *level;
+    long session, width; /* screenshot: session -1 when not given; width 0: the agent's */
+    const char *out;     /* screenshot: the PNG file */
 };
 
 static void usage(FILE *out)
@@ -97,10 +101,17 @@ static void usage(FILE *out)
                  "  --lines N     logs: the last N records (1-1000, default 50).\n"
                  "  --level L     logs: only records at level L or above (debug, info, warning,\n"
                  "                error, critical).\n"
+                 "  --follow      logs: keep printing new records until Ctrl-C (--json: one\n"
+                 "                object per line).\n"
+                 "  --session N   screenshot: the session (see 'sessions').\n"
+                 "  --out FILE    screenshot: where the PNG goes (written whole or not at all).\n"
+                 "  --width W     screenshot: width in pixels, 16-3840 (default 3840; never\n"
+                 "                wider than the screen).\n"
                  "\n"
                  "Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, its\n"
                  "channel is missing, or the command is not implemented yet; 4 permission denied;\n"
-                 "5 the agent answered with an error.\n");
+                 "5 the agent answered with an error; 6 screenshot: the session has no helper\n"
+                 "running or no display.\n");
 }
 
 static int usage_error(const char *msg, const char *what)
@@ -117,6 +128,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
     int nwords = 0;
 
     memset(a, 0, sizeof(*a));
+    a->session = -1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--json") == 0) {
@@ -139,6 +151,22 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
                 if (*end || a->lines < 1 || a->lines > 1000)
                     return usage_error("--lines expects a number from 1 to 1000", NULL);
             }
+        } else if (strcmp(s, "--session") == 0 || strcmp(s, "--width") == 0 ||
+                   strcmp(s, "--out") == 0) {
+            char *end = NULL;
+            long v;
+            if (i + 1 >= argc || !*argv[i + 1])
+                return usage_error("missing value for ", s);
+            if (strcmp(s, "--out") == 0) {
+                a->out = argv[++i];
+                continue;
+            }
+            v = strtol(argv[++i], &end, 10);
+            if (strcmp(s, "--session") == 0 && (*end || v < 0 || v > 0x7fffffffL))
+                return usage_error("--session expects a session id (see 'sessions')", NULL);
+            if (strcmp(s, "--width") == 0 && (*end || v < 16 || v > 3840))
+                return usage_error("--width expects a number from 16 to 3840", NULL);
+            *(strcmp(s, "--session") == 0 ? &a->session : &a->width) = v;
         } else if (s[0] == '-') {
             return usage_error("unknown option ", s);
         } else if (nwords < 2) {
@@ -168,10 +196,13 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
                     KASM_VERSION);
             return CTL_UNAVAILABLE;
         }
-        if (a->follow) {
-            fprintf(stderr, "%s: logs --follow: not implemented yet in this version\n", PROG);
-            return CTL_UNAVAILABLE;
-        }
+        if (a->follow && strcmp(a->command, "logs") != 0)
+            return usage_error("--follow belongs to the logs command", NULL);
+        if ((a->session >= 0 || a->width || a->out) && strcmp(a->command, "screenshot") != 0)
+            return usage_error("--session, --out and --width belong to the screenshot command",
+                               NULL);
+        if (strcmp(a->command, "screenshot") == 0 && (a->session < 0 || !a->out))
+            return usage_error("screenshot needs --session N and --out FILE", NULL);
         if ((a->lines || a->level) && strcmp(a->command, "logs") != 0)
             return usage_error("--lines and --level belong to the logs command", NULL);
         return -1;
@@ -199,20 +230,11 @@ static int ctl_exit_for(int rc)
 static int ctl_request(const struct ctl_args *a, const char *endpoint,
                        struct proto_admin_reply *rep, struct err *e)
 {
-    struct proto_admin_request req;
-    struct ctl_conn *c = NULL;
-    uint8_t hdr[PROTO_HEADER_SIZE];
-    struct proto_header h;
-    struct proto_frame *f = NULL;
-    uint64_t deadline = plat_monotonic_ms() + CTL_TIMEOUT_MS;
     cJSON *args = cJSON_CreateObject();
-    char *text = NULL, *argtext = NULL;
-    size_t len = 0;
+    char *argtext = NULL;
     int rc;
 
-    memset(&req, 0, sizeof(req));
     memset(rep, 0, sizeof(*rep));
-    snprintf(req.command, sizeof(req.command), "%s", a->command);
     if (!args) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
@@ -221,35 +243,12 @@ static int ctl_request(const struct ctl_args *a, const char *endpoint,
         cJSON_AddNumberToObject(args, "lines", (double)a->lines);
     if (a->level)
         cJSON_AddStringToObject(args, "level", a->level);
-    argtext = cJSON_PrintUnformatted(args);
-    if (!argtext || strlen(argtext) >= sizeof(req.args)) {
-        rc = err_set(e, ERR_INVALID, "the command's options are too long");
+    if (!(argtext = cJSON_PrintUnformatted(args))) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    memcpy(req.args, argtext, strlen(argtext) + 1);
-    if ((rc = proto_admin_request_encode(&req, &text, &len, e)) < 0)
-        goto out;
-    if ((rc = ctl_connect(endpoint, a->debug, &c, e)) < 0)
-        goto out;
-    proto_header_encode(hdr, PROTO_ADMIN_REQUEST, (uint32_t)len, 1);
-    if ((rc = ctl_write(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
-        (rc = ctl_write(c, text, len, deadline, e)) < 0 ||
-        (rc = ctl_read(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
-        (rc = proto_header_decode(hdr, &h, e)) < 0)
-        goto out;
-    if (h.type != PROTO_ADMIN_REPLY) {
-        rc =
-            err_set(e, ERR_PROTOCOL, "the agent answered with a %s frame", proto_type_name(h.type));
-        goto out;
-    }
-    if ((rc = proto_frame_alloc(&h, &f, e)) < 0 ||
-        (rc = ctl_read(c, f->payload, h.length, deadline, e)) < 0 ||
-        (rc = proto_admin_reply_decode(f->payload, h.length, rep, e)) < 0)
-        goto out;
+    rc = ctl_exchange(endpoint, a->debug, a->command, argtext, CTL_TIMEOUT_MS, rep, NULL, e);
 out:
-    proto_frame_free(f);
-    ctl_close(c);
-    free(text);
     cJSON_free(argtext);
     cJSON_Delete(args);
     return rc;
@@ -308,6 +307,23 @@ static void print_token(const cJSON *r)
         printf("%-16s expires %s (in %s)\n", "agent token", jstr(r, "token_expires_text"), d);
 }
 
+/* status: the certificate, uploads in flight and errors of the last hour (adm_misc.c). */
+static void print_status_misc(const cJSON *r)
+{
+    char d[64];
+
+    fmt_duration(jnum(r, "cert_seconds_left"), d, sizeof(d));
+    if (*jstr(r, "cert_error"))
+        printf("%-16s %s\n", "certificate", jstr(r, "cert_error"));
+    else
+        printf("%-16s %s, %s %s (%s%s%s)\n", "certificate", jstr(r, "cert_subject"),
+               jbool(r, "cert_expired") ? "expired" : "expires", jstr(r, "cert_expires_text"),
+               jbool(r, "cert_expired") ? "" : "in ", d, jbool(r, "cert_expired") ? " ago" : "");
+    printf("%-16s %.0f in flight\n", "uploads", jnum(r, "uploads_in_flight"));
+    printf("%-16s %.0f in the last hour (error or critical)\n", "errors",
+           jnum(r, "errors_last_hour"));
+}
+
 static void print_status(const cJSON *r)
 {
     const cJSON *hosts = cJSON_GetObjectItemCaseSensitive(r, "api_hosts");
@@ -333,6 +349,7 @@ static void print_status(const cJSON *r)
     printf("%-16s %.0f, %.0f helper(s) running%s\n", "sessions", jnum(r, "sessions"),
            jnum(r, "helpers_running"),
            jbool(r, "session_manager") ? "" : " (the session manager is not running)");
+    print_status_misc(r);
 }
 
 static void print_sessions(const cJSON *r)
@@ -427,6 +444,10 @@ int main(int argc, char **argv)
         }
     }
 
+    if (strcmp(a.command, "screenshot") == 0)
+        return ctl_screenshot(endpoint, a.debug, a.json, a.session, a.width, a.out);
+    if (strcmp(a.command, "logs") == 0 && a.follow)
+        return ctl_logs_follow(endpoint, a.debug, a.json, a.lines, a.level);
     if ((rc = ctl_request(&a, endpoint, &rep, &e)) < 0) {
         fprintf(stderr, "%s: %s: %s\n", PROG, a.command, e.msg);
         code = ctl_exit_for(rc);

@@ -5,6 +5,7 @@
 #ifndef KASM_API_PRIV_H
 #define KASM_API_PRIV_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "api.h"
@@ -24,12 +25,13 @@ struct api {
     struct http_auth *auth;
     struct wq *queue; /* session_start / session_end jobs */
     struct http_server *server;
-    struct sesm *sessions;        /* the session helpers (may be NULL: fallback folders only) */
-    struct upl_registry *uploads; /* POST /upload; caps uploads at max_concurrent_uploads */
-    struct plat_mutex *lock;      /* guards uploads_expired_at and the usage cache */
-    int64_t uploads_expired_at;   /* when stale uploads were last removed */
-    struct plat_usage usage;      /* the last health check's figures ... */
-    uint64_t usage_at_ms;         /* ... taken at this monotonic time (0: never) */
+    struct sesm *sessions;         /* the session helpers (may be NULL: fallback folders only) */
+    struct upl_registry *uploads;  /* POST /upload; caps uploads at max_concurrent_uploads */
+    struct plat_mutex *lock;       /* guards uploads_expired_at and the usage cache */
+    int64_t uploads_expired_at;    /* when stale uploads were last removed */
+    struct plat_usage usage;       /* the last health check's figures ... */
+    uint64_t usage_at_ms;          /* ... taken at this monotonic time (0: never) */
+    atomic_uint uploads_in_flight; /* POST /upload requests being handled (agentctl status) */
 };
 
 /* Bracket reads of cfg fields another thread may rewrite (multi_user, user_sso). */

@@ -243,7 +243,7 @@ class AgentctlTest(unittest.TestCase):
 
     def test_not_yet_and_usage(self):
         for words in (["reload"], ["config"], ["doctor"], ["token", "refresh"],
-                      ["screenshot"], ["register"], ["logs", "--follow"]):
+                      ["register"]):
             rc, out, err = self.ctl(*words)
             self.assertEqual(rc, 3, f"{words}: {err!r}")
             self.assertIn("not implemented yet", err)

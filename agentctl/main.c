@@ -59,7 +59,7 @@ static const struct ctl_command ctl_commands[] = {
     {"register", "--host H --port P --token T", "Register through the running agent. (not yet)", 0},
     {"reload", "", "Re-read config, certificates and the JWT key. (not yet)", 0},
     {"config", "", "The configuration in use, secrets hidden. (not yet)", 0},
-    {"screenshot", "--session N --out FILE [--width W]", "A PNG of a session's desktop.", 1},
+    {"screenshot", "--session N --out FILE", "A PNG of a session's desktop (--width W).", 1},
     {"doctor", "", "Checks with a verdict and a fix for each. (not yet)", 0},
 };
 #define CTL_NCOMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
@@ -98,7 +98,7 @@ static void usage(FILE *out)
                  "  --json        Print the result as a JSON object (for scripts).\n"
                  "  --cfg FILE    The agent's configuration: its admin_socket is used (Linux).\n"
                  "  --debug       Explain on stderr how the channel is found and checked.\n"
-                 "  --lines N     logs: the last N records (1-1000, default 50).\n"
+                 "  --lines N     logs: the last N records (1-1000, default 50; --follow: 10).\n"
                  "  --level L     logs: only records at level L or above (debug, info, warning,\n"
                  "                error, critical).\n"
                  "  --follow      logs: keep printing new records until Ctrl-C (--json: one\n"

@@ -85,7 +85,13 @@ void adm_misc_status(const struct cfg *cfg, struct api *api, cJSON *r)
 
 /* ---- screenshot ---- */
 
-/* "sessions: 1 (root), 2 (alice)" or "there are no sessions" into out. */
+static int adm_misc_row_cmp(const void *a, const void *b)
+{
+    const struct sesm_row *x = a, *y = b;
+    return x->session_id < y->session_id ? -1 : x->session_id > y->session_id;
+}
+
+/* "the sessions are 1 (root), 2 (alice)" or "there are no sessions" into out. */
 static void adm_misc_known_sessions(struct sesm *sessions, char *out, size_t cap)
 {
     struct sesm_row *rows = NULL;
@@ -95,6 +101,7 @@ static void adm_misc_known_sessions(struct sesm *sessions, char *out, size_t cap
     snprintf(out, cap, "there are no sessions");
     if (sesm_table(sessions, &rows, &n, &e) < 0 || n == 0)
         goto out;
+    qsort(rows, n, sizeof(*rows), adm_misc_row_cmp);
     used = (size_t)snprintf(out, cap, "the sessions are");
     for (size_t k = 0; k < n && used < cap; k++)
         used += (size_t)snprintf(out + used, cap - used, "%s %u (%s)", k ? "," : "",

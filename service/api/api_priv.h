@@ -25,13 +25,14 @@ struct api {
     struct http_auth *auth;
     struct wq *queue; /* session_start / session_end jobs */
     struct http_server *server;
-    struct sesm *sessions;         /* the session helpers (may be NULL: fallback folders only) */
-    struct upl_registry *uploads;  /* POST /upload; caps uploads at max_concurrent_uploads */
-    struct plat_mutex *lock;       /* guards uploads_expired_at and the usage cache */
-    int64_t uploads_expired_at;    /* when stale uploads were last removed */
-    struct plat_usage usage;       /* the last health check's figures ... */
-    uint64_t usage_at_ms;          /* ... taken at this monotonic time (0: never) */
-    atomic_uint uploads_in_flight; /* POST /upload requests being handled (agentctl status) */
+    struct sesm *sessions;        /* the session helpers (may be NULL: fallback folders only) */
+    struct upl_registry *uploads; /* POST /upload; caps uploads at max_concurrent_uploads */
+    struct plat_mutex *lock;      /* guards uploads_expired_at and the usage cache */
+    int64_t uploads_expired_at;   /* when stale uploads were last removed */
+    struct plat_usage usage;      /* the last health check's figures ... */
+    uint64_t usage_at_ms;         /* ... taken at this monotonic time (0: never) */
+    /* POST /upload requests being handled now (agentctl status) */
+    atomic_uint uploads_in_flight;
 };
 
 /* Bracket reads of cfg fields another thread may rewrite (multi_user, user_sso). */

@@ -8,7 +8,8 @@
  *
  * Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, the channel is
  * missing (or not the agent's), or the command is not implemented yet; 4 permission denied;
- * 5 the agent answered with an error; 6 doctor: at least one check failed (ctl_doctor.h).
+ * 5 the agent answered with an error; 6 doctor: at least one check failed (ctl_doctor.h), or
+ * screenshot: the session has no helper or no display (ctl_misc.h).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "ctl_chan.h"
 #include "ctl_deploy.h"
 #include "ctl_doctor.h"
+#include "ctl_misc.h"
 #include "err.h"
 #include "fsutil.h"
 #include "plat.h"
@@ -53,13 +55,14 @@ struct ctl_command {
 static const struct ctl_command ctl_commands[] = {
     {"status", "", "Version, uptime, registration, token expiry, listener, sessions.", 1},
     {"sessions", "", "Logged-on users' sessions and their session helpers.", 1},
-    {"logs", "[--lines N] [--level L]", "Recent log records kept in memory by the agent.", 1},
+    {"logs", "[--follow] [--lines N] [--level L]",
+     "Recent log records kept in memory by the agent.", 1},
     {"token status", "", "Expiry of the agent's own token.", 1},
     {"token refresh", "", "Refresh the agent's token now and show the result.", 1},
     {"register", "--host H --token T [--port P]", "Register through the agent; no restart.", 1},
     {"reload", "", "Re-read config.yaml; list what needs a restart.", 1},
     {"config", "", "The configuration in use, secrets hidden. (not yet)", 0},
-    {"screenshot", "--session N --out FILE", "A screenshot through the helper. (not yet)", 0},
+    {"screenshot", "--session N --out FILE", "A PNG of a session's desktop (--width W).", 1},
     {"doctor", "", "Checks with a verdict and a fix for each (exit 6: one failed).", 1},
 };
 #define CTL_NCOMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
@@ -71,6 +74,8 @@ struct ctl_args {
     long lines; /* 0: the agent's default */
     const char *level;
     struct ctl_deploy_opts deploy; /* register's options (ctl_deploy.c) */
+    long session, width;           /* screenshot: session -1 when not given; width 0: the agent's */
+    const char *out;               /* screenshot: the PNG file */
 };
 
 static void usage(FILE *out)
@@ -97,7 +102,7 @@ static void usage(FILE *out)
                  "  --json        Print the result as a JSON object (for scripts).\n"
                  "  --cfg FILE    The agent's configuration: its admin_socket is used (Linux).\n"
                  "  --debug       Explain on stderr how the channel is found and checked.\n"
-                 "  --lines N     logs: the last N records (1-1000, default 50).\n"
+                 "  --lines N     logs: the last N records (1-1000, default 50; --follow: 10).\n"
                  "  --level L     logs: only records at level L or above (debug, info, warning,\n"
                  "                error, critical).\n"
                  "  --host H, --port P (default 443), --token T, --server-id ID\n"
@@ -106,10 +111,17 @@ static void usage(FILE *out)
                  "  --token-file FILE\n"
                  "                register: read the token from FILE ('-': standard input), so\n"
                  "                that it is not in the process list.\n"
+                 "  --follow      logs: keep printing new records until Ctrl-C (--json: one\n"
+                 "                object per line).\n"
+                 "  --session N   screenshot: the session (see 'sessions').\n"
+                 "  --out FILE    screenshot: where the PNG goes (written whole or not at all).\n"
+                 "  --width W     screenshot: width in pixels, 16-3840 (default 3840; never\n"
+                 "                wider than the screen).\n"
                  "\n"
                  "Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, its\n"
                  "channel is missing, or the command is not implemented yet; 4 permission denied;\n"
-                 "5 the agent answered with an error; 6 doctor: at least one check failed.\n");
+                 "5 the agent answered with an error; 6 doctor: at least one check failed, or\n"
+                 "screenshot: the session has no helper running or no display.\n");
 }
 
 static int usage_error(const char *msg, const char *what)
@@ -126,6 +138,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
     int nwords = 0, rc;
 
     memset(a, 0, sizeof(*a));
+    a->session = -1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--json") == 0) {
@@ -148,6 +161,22 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
                 if (*end || a->lines < 1 || a->lines > 1000)
                     return usage_error("--lines expects a number from 1 to 1000", NULL);
             }
+        } else if (strcmp(s, "--session") == 0 || strcmp(s, "--width") == 0 ||
+                   strcmp(s, "--out") == 0) {
+            char *end = NULL;
+            long v;
+            if (i + 1 >= argc || !*argv[i + 1])
+                return usage_error("missing value for ", s);
+            if (strcmp(s, "--out") == 0) {
+                a->out = argv[++i];
+                continue;
+            }
+            v = strtol(argv[++i], &end, 10);
+            if (strcmp(s, "--session") == 0 && (*end || v < 0 || v > 0x7fffffffL))
+                return usage_error("--session expects a session id (see 'sessions')", NULL);
+            if (strcmp(s, "--width") == 0 && (*end || v < 16 || v > 3840))
+                return usage_error("--width expects a number from 16 to 3840", NULL);
+            *(strcmp(s, "--session") == 0 ? &a->session : &a->width) = v;
         } else if ((rc = ctl_deploy_option(&a->deploy, argc, argv, &i, PROG)) != 0) {
             if (rc < 0)
                 return CTL_USAGE;
@@ -180,10 +209,13 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
                     KASM_VERSION);
             return CTL_UNAVAILABLE;
         }
-        if (a->follow) {
-            fprintf(stderr, "%s: logs --follow: not implemented yet in this version\n", PROG);
-            return CTL_UNAVAILABLE;
-        }
+        if (a->follow && strcmp(a->command, "logs") != 0)
+            return usage_error("--follow belongs to the logs command", NULL);
+        if ((a->session >= 0 || a->width || a->out) && strcmp(a->command, "screenshot") != 0)
+            return usage_error("--session, --out and --width belong to the screenshot command",
+                               NULL);
+        if (strcmp(a->command, "screenshot") == 0 && (a->session < 0 || !a->out))
+            return usage_error("screenshot needs --session N and --out FILE", NULL);
         if ((a->lines || a->level) && strcmp(a->command, "logs") != 0)
             return usage_error("--lines and --level belong to the logs command", NULL);
         if (ctl_deploy_check(a->command, &a->deploy, PROG) < 0)
@@ -213,20 +245,11 @@ static int ctl_exit_for(int rc)
 static int ctl_request(const struct ctl_args *a, const char *endpoint,
                        struct proto_admin_reply *rep, struct err *e)
 {
-    struct proto_admin_request req;
-    struct ctl_conn *c = NULL;
-    uint8_t hdr[PROTO_HEADER_SIZE];
-    struct proto_header h;
-    struct proto_frame *f = NULL;
-    uint64_t deadline = plat_monotonic_ms() + CTL_TIMEOUT_MS;
     cJSON *args = cJSON_CreateObject();
-    char *text = NULL, *argtext = NULL;
-    size_t len = 0;
+    char *argtext = NULL;
     int rc;
 
-    memset(&req, 0, sizeof(req));
     memset(rep, 0, sizeof(*rep));
-    snprintf(req.command, sizeof(req.command), "%s", a->command);
     if (!args) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
@@ -236,35 +259,12 @@ static int ctl_request(const struct ctl_args *a, const char *endpoint,
     if (a->level)
         cJSON_AddStringToObject(args, "level", a->level);
     ctl_deploy_args(&a->deploy, args);
-    argtext = cJSON_PrintUnformatted(args);
-    if (!argtext || strlen(argtext) >= sizeof(req.args)) {
-        rc = err_set(e, ERR_INVALID, "the command's options are too long");
+    if (!(argtext = cJSON_PrintUnformatted(args))) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    memcpy(req.args, argtext, strlen(argtext) + 1);
-    if ((rc = proto_admin_request_encode(&req, &text, &len, e)) < 0)
-        goto out;
-    if ((rc = ctl_connect(endpoint, a->debug, &c, e)) < 0)
-        goto out;
-    proto_header_encode(hdr, PROTO_ADMIN_REQUEST, (uint32_t)len, 1);
-    if ((rc = ctl_write(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
-        (rc = ctl_write(c, text, len, deadline, e)) < 0 ||
-        (rc = ctl_read(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
-        (rc = proto_header_decode(hdr, &h, e)) < 0)
-        goto out;
-    if (h.type != PROTO_ADMIN_REPLY) {
-        rc =
-            err_set(e, ERR_PROTOCOL, "the agent answered with a %s frame", proto_type_name(h.type));
-        goto out;
-    }
-    if ((rc = proto_frame_alloc(&h, &f, e)) < 0 ||
-        (rc = ctl_read(c, f->payload, h.length, deadline, e)) < 0 ||
-        (rc = proto_admin_reply_decode(f->payload, h.length, rep, e)) < 0)
-        goto out;
+    rc = ctl_exchange(endpoint, a->debug, a->command, argtext, CTL_TIMEOUT_MS, rep, NULL, e);
 out:
-    proto_frame_free(f);
-    ctl_close(c);
-    free(text);
     cJSON_free(argtext);
     cJSON_Delete(args);
     return rc;
@@ -324,6 +324,23 @@ static void print_token(const cJSON *r)
     ctl_deploy_print_history(r);
 }
 
+/* status: the certificate, uploads in flight and errors of the last hour (adm_misc.c). */
+static void print_status_misc(const cJSON *r)
+{
+    char d[64];
+
+    fmt_duration(jnum(r, "cert_seconds_left"), d, sizeof(d));
+    if (*jstr(r, "cert_error"))
+        printf("%-16s %s\n", "certificate", jstr(r, "cert_error"));
+    else
+        printf("%-16s %s, %s %s (%s%s%s)\n", "certificate", jstr(r, "cert_subject"),
+               jbool(r, "cert_expired") ? "expired" : "expires", jstr(r, "cert_expires_text"),
+               jbool(r, "cert_expired") ? "" : "in ", d, jbool(r, "cert_expired") ? " ago" : "");
+    printf("%-16s %.0f in flight\n", "uploads", jnum(r, "uploads_in_flight"));
+    printf("%-16s %.0f in the last hour (error or critical)\n", "errors",
+           jnum(r, "errors_last_hour"));
+}
+
 static void print_status(const cJSON *r)
 {
     const cJSON *hosts = cJSON_GetObjectItemCaseSensitive(r, "api_hosts");
@@ -349,6 +366,7 @@ static void print_status(const cJSON *r)
     printf("%-16s %.0f, %.0f helper(s) running%s\n", "sessions", jnum(r, "sessions"),
            jnum(r, "helpers_running"),
            jbool(r, "session_manager") ? "" : " (the session manager is not running)");
+    print_status_misc(r);
 }
 
 static void print_sessions(const cJSON *r)
@@ -448,6 +466,10 @@ int main(int argc, char **argv)
         }
     }
 
+    if (strcmp(a.command, "screenshot") == 0)
+        return ctl_screenshot(endpoint, a.debug, a.json, a.session, a.width, a.out);
+    if (strcmp(a.command, "logs") == 0 && a.follow)
+        return ctl_logs_follow(endpoint, a.debug, a.json, a.lines, a.level);
     if ((rc = ctl_request(&a, endpoint, &rep, &e)) < 0) {
         fprintf(stderr, "%s: %s: %s\n", PROG, a.command, e.msg);
         code = ctl_exit_for(rc);

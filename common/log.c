@@ -22,6 +22,7 @@
 #define LOG_FMT_MAX           (4 * LOG_LINE_MAX) /* formatted, then redacted, then cut */
 #define LOG_RING_MAX          1000               /* records kept for `agentctl logs` */
 #define LOG_RING_BYTES        (512 * 1024)       /* and at most this many message bytes */
+#define LOG_ERR_MINUTES       60                 /* error counts kept, one per minute */
 #define LOG_FILE_RETRY_MS     60000              /* a failed file sink is retried this often */
 #define LOG_DEFAULT_FILE_MAX  (10ull * 1024 * 1024)
 #define LOG_DEFAULT_FILE_KEEP 5u
@@ -39,6 +40,7 @@
 /* State                                                                                  */
 
 struct log_ring_slot {
+    uint64_t seq; /* 1, 2, ... in the order records entered the ring */
     int64_t time;
     uint32_t time_ms;
     enum log_level level;
@@ -73,6 +75,12 @@ static struct log_ring_slot g_ring[LOG_RING_MAX];
 static size_t g_ring_start; /* index of the oldest record */
 static size_t g_ring_count;
 static size_t g_ring_bytes;
+static uint64_t g_ring_next_seq = 1; /* the seq the next record gets */
+/* Records at error or above per minute of the last hour, for `agentctl status`. */
+static struct log_err_minute {
+    int64_t minute; /* Unix time / 60 */
+    uint32_t count;
+} g_err_minutes[LOG_ERR_MINUTES];
 
 static atomic_int g_hook_busy;      /* hook calls in flight */
 static _Thread_local int t_in_hook; /* records logged by the hook do not reach it again */
@@ -815,6 +823,7 @@ static void sink_ring(const struct log_record *r)
         g_ring_count--;
     }
     slot = &g_ring[(g_ring_start + g_ring_count) % LOG_RING_MAX];
+    slot->seq = g_ring_next_seq++;
     slot->time = r->time;
     slot->time_ms = r->time_ms;
     slot->level = r->level;
@@ -822,6 +831,17 @@ static void sink_ring(const struct log_record *r)
     slot->message = copy;
     g_ring_count++;
     g_ring_bytes += mlen;
+}
+
+static void err_minute_count(int64_t t)
+{
+    int64_t minute = t / 60;
+    struct log_err_minute *b = &g_err_minutes[(uint64_t)minute % LOG_ERR_MINUTES];
+    if (b->minute != minute) {
+        b->minute = minute;
+        b->count = 0;
+    }
+    b->count++;
 }
 
 static void emit_locked(const struct log_record *r, int to_file)
@@ -838,6 +858,8 @@ static void emit_locked(const struct log_record *r, int to_file)
         plat_syslog_write((int)r->level, line);
     }
     sink_ring(r);
+    if (r->level >= LOG_LEVEL_ERROR)
+        err_minute_count(r->time);
 
     if (g_file.notice[0]) {
         /* A file sink failure reaches stderr even when stderr is not a sink: last resort. */
@@ -1005,6 +1027,7 @@ size_t log_ring_snapshot(struct log_ring_entry **out, size_t max)
     skip = g_ring_count - count; /* the most recent `count`, oldest first */
     for (size_t k = 0; k < count; k++) {
         const struct log_ring_slot *s = &g_ring[(g_ring_start + skip + k) % LOG_RING_MAX];
+        v[k].seq = s->seq;
         v[k].time = s->time;
         v[k].time_ms = s->time_ms;
         v[k].level = s->level;
@@ -1014,6 +1037,58 @@ size_t log_ring_snapshot(struct log_ring_entry **out, size_t max)
     log_unlock();
     *out = v;
     return count;
+}
+
+size_t log_ring_since(uint64_t after, size_t max, struct log_ring_entry **out,
+                      struct log_ring_pos *pos)
+{
+    struct log_ring_entry *v = NULL;
+    size_t count = 0, skip = 0;
+    uint64_t oldest;
+
+    *out = NULL;
+    log_lock();
+    oldest = g_ring_count ? g_ring[g_ring_start].seq : g_ring_next_seq;
+    pos->oldest = oldest;
+    pos->last = g_ring_next_seq - 1;
+    pos->missed = after + 1 < oldest ? oldest - after - 1 : 0;
+    if (after + 1 > oldest)
+        skip = after - oldest + 1 < g_ring_count ? (size_t)(after - oldest + 1) : g_ring_count;
+    count = g_ring_count - skip;
+    if (count > max)
+        count = max;
+    if (count && !(v = calloc(count, sizeof(*v))))
+        count = 0;
+    for (size_t k = 0; k < count; k++) {
+        const struct log_ring_slot *s = &g_ring[(g_ring_start + skip + k) % LOG_RING_MAX];
+        v[k].seq = s->seq;
+        v[k].time = s->time;
+        v[k].time_ms = s->time_ms;
+        v[k].level = s->level;
+        memcpy(v[k].module, s->module, sizeof(v[k].module));
+        snprintf(v[k].message, sizeof(v[k].message), "%s", s->message);
+    }
+    pos->next = count ? v[count - 1].seq : (after > pos->last ? pos->last : after);
+    if (pos->next < oldest - 1)
+        pos->next = oldest - 1;
+    log_unlock();
+    *out = v;
+    return count;
+}
+
+unsigned log_error_count(int64_t now)
+{
+    int64_t minute = now / 60;
+    unsigned n = 0;
+
+    log_lock();
+    for (size_t k = 0; k < LOG_ERR_MINUTES; k++) {
+        const struct log_err_minute *b = &g_err_minutes[k];
+        if (b->count && b->minute <= minute && b->minute > minute - LOG_ERR_MINUTES)
+            n += b->count;
+    }
+    log_unlock();
+    return n;
 }
 
 void log_ring_free(struct log_ring_entry *entries)

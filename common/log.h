@@ -107,6 +107,7 @@ int log_level_parse(const char *name);
  * which the caller frees with log_ring_free(). Used by `agentctl logs`.
  */
 struct log_ring_entry {
+    uint64_t seq; /* the record's sequence number: 1, 2, ... since the logger started */
     int64_t time;
     uint32_t time_ms;
     enum log_level level;
@@ -115,5 +116,23 @@ struct log_ring_entry {
 };
 size_t log_ring_snapshot(struct log_ring_entry **out, size_t max);
 void log_ring_free(struct log_ring_entry *entries);
+
+/*
+ * `agentctl logs --follow`: up to max records with a sequence number above `after`, oldest
+ * first (0: from the oldest record in the ring). pos tells where the ring stands: oldest and
+ * last are the sequence numbers of its oldest and newest record (oldest = last + 1 when it is
+ * empty); missed counts the records after `after` that already left the ring (it wrapped
+ * before the client asked again); next is what to pass as `after` on the next call (the last
+ * record returned, else `after` itself, or oldest - 1 when records were missed).
+ */
+struct log_ring_pos {
+    uint64_t oldest, last, missed, next;
+};
+size_t log_ring_since(uint64_t after, size_t max, struct log_ring_entry **out,
+                      struct log_ring_pos *pos);
+
+/* Records at error or above logged in the last hour before `now` (Unix seconds), counted by
+ * the minute: the 60 minutes up to and including now's. */
+unsigned log_error_count(int64_t now);
 
 #endif

@@ -50,6 +50,9 @@
  *   ADMIN_REPLY  service -> agentctl, the answer: {"status": int (0 ok, else the agentctl exit
  *                code 2..127), "error": str ("" when ok), "result": object}. Up to
  *                PROTO_ADMIN_REPLY_MAX bytes (a `logs` result is bigger than other messages).
+ *                The `screenshot` reply (status 0) is followed on the same connection by the
+ *                PNG as DATA frames (request id 1, no CREDIT: the channel carries nothing else)
+ *                and END; its result's "bytes" says how many.
  * Types 64..127 are reserved for the admin channel (agentctl, issue 8).
  */
 #ifndef KASM_PROTO_H

@@ -18,6 +18,7 @@
 #include "adm_chan.h"
 #include "adm_doctor.h"
 #include "adm_deploy.h"
+#include "adm_misc.h"
 #include "api/api.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -49,6 +50,7 @@ struct adm {
     struct dlc *lifecycle;
     struct sesm *sessions;
     struct api *api;
+    struct adm_tail tail; /* bytes that follow the reply (screenshot), sent by adm_serve */
 };
 
 /* ---- the commands ---- */
@@ -119,6 +121,7 @@ static int adm_status_cmd(struct adm *a, cJSON *r)
     cJSON_AddNumberToObject(r, "listen_port", a->api ? api_port(a->api) : a->cfg->port);
     cJSON_AddBoolToObject(r, "api_running", a->api != NULL);
     cJSON_AddBoolToObject(r, "ssl", a->cfg->ssl);
+    adm_misc_status(a->cfg, a->api, r);
     if (a->lifecycle)
         dlc_cfg_unlock(a->lifecycle);
     adm_add_token(a, r);
@@ -251,6 +254,10 @@ void adm_dispatch(struct adm *a, const struct proto_admin_request *req,
         rc = admd_run(a->cfg, a->cfg_path, a->lifecycle, a->sessions, a->api, r);
     else if (adm_deploy_handles(req->command))
         rc = adm_deploy_cmd(a->lifecycle, req->command, args, r, rep);
+    else if (strcmp(req->command, "screenshot") == 0)
+        rc = adm_misc_screenshot(a->sessions, args, r, rep, &a->tail);
+    else if (strcmp(req->command, "logs follow") == 0)
+        rc = adm_misc_logs_follow(args, r, rep);
     else {
         char msg[160];
         snprintf(msg, sizeof(msg), "unknown command '%.64s'", req->command);
@@ -295,6 +302,28 @@ static int adm_send_reply(struct adm_conn *c, const struct proto_admin_reply *re
     return rc;
 }
 
+/* The bytes that follow a reply (screenshot): DATA frames of request 1, then END. */
+static int adm_send_tail(struct adm_conn *c, const struct adm_tail *t, struct err *e)
+{
+    uint8_t hdr[PROTO_HEADER_SIZE];
+    size_t off = 0;
+    int rc;
+
+    if (!t->data)
+        return 0;
+    while (off < t->len) {
+        size_t n = t->len - off < PROTO_DATA_MAX ? t->len - off : PROTO_DATA_MAX;
+        uint64_t deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS;
+        proto_header_encode(hdr, PROTO_DATA, (uint32_t)n, 1);
+        if ((rc = adm_conn_write(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
+            (rc = adm_conn_write(c, t->data + off, n, deadline, e)) < 0)
+            return rc;
+        off += n;
+    }
+    proto_header_encode(hdr, PROTO_END, 0, 1);
+    return adm_conn_write(c, hdr, sizeof(hdr), plat_monotonic_ms() + ADM_IO_TIMEOUT_MS, e);
+}
+
 static void adm_serve(struct adm *a, struct adm_conn *c)
 {
     uint64_t deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS;
@@ -334,16 +363,19 @@ static void adm_serve(struct adm *a, struct adm_conn *c)
         goto drop;
     log_debug("admin channel: command '%s'", req.command);
     adm_dispatch(a, &req, &rep);
-    deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS; /* doctor takes its time */
-    OPENSSL_cleanse(req.args, sizeof(req.args));        /* register's token */
+    OPENSSL_cleanse(req.args, sizeof(req.args)); /* register's token */
     OPENSSL_cleanse(f->payload, h.length);
-    deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS; /* a command may take a minute */
-    if (adm_send_reply(c, &rep, deadline, &e) < 0)
+    deadline = plat_monotonic_ms() + ADM_IO_TIMEOUT_MS; /* the command may have taken a while */
+    if (adm_send_reply(c, &rep, deadline, &e) < 0 ||
+        (rep.status == 0 && adm_send_tail(c, &a->tail, &e) < 0))
         log_warning("admin channel: cannot answer '%s': %s", req.command, e.msg);
     goto out;
 drop:
     log_warning("admin channel: dropped a client: %s", e.msg);
 out:
+    free(a->tail.data);
+    a->tail.data = NULL;
+    a->tail.len = 0;
     proto_admin_reply_clear(&rep);
     proto_frame_free(f);
     adm_conn_close(c);

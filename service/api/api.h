@@ -41,6 +41,8 @@ int api_start(struct api **out, const struct cfg *cfg, const struct api_cfg_guar
               struct sesm *sessions, struct err *e);
 /* The bound port (useful when cfg->port is 0). */
 int api_port(const struct api *a);
+/* POST /upload requests being received now, on either path (agentctl status). */
+unsigned api_uploads_in_flight(struct api *a);
 /*
  * Stops accepting requests, waits for those in progress, runs the queued session jobs to the
  * end, then frees a. NULL is ignored.

@@ -5,6 +5,7 @@
 #ifndef KASM_API_PRIV_H
 #define KASM_API_PRIV_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "api.h"
@@ -30,6 +31,8 @@ struct api {
     int64_t uploads_expired_at;   /* when stale uploads were last removed */
     struct plat_usage usage;      /* the last health check's figures ... */
     uint64_t usage_at_ms;         /* ... taken at this monotonic time (0: never) */
+    /* POST /upload requests being handled now (agentctl status) */
+    atomic_uint uploads_in_flight;
 };
 
 /* Bracket reads of cfg fields another thread may rewrite (multi_user, user_sso). */

@@ -217,6 +217,7 @@ int api_upload(struct api *a, struct mg_connection *conn, const struct api_claim
         log_warning("upload: %s", e.msg);
         return http_reply_error(conn, status, status == 500 ? "Upload folder unavailable" : e.msg);
     }
+    atomic_fetch_add(&a->uploads_in_flight, 1);
     if (!(buf = malloc(XFER_HELPER_PIECE))) /* big enough for both paths */
         status = http_reply_error(conn, 500, "out of memory");
     else if (t.lease)
@@ -225,7 +226,13 @@ int api_upload(struct api *a, struct mg_connection *conn, const struct api_claim
         status = upload_local(a, conn, t.folder, ctype ? ctype : "", ri->content_length, buf);
     free(buf);
     api_target_release(&t);
+    atomic_fetch_sub(&a->uploads_in_flight, 1);
     return status;
+}
+
+unsigned api_uploads_in_flight(struct api *a)
+{
+    return atomic_load(&a->uploads_in_flight);
 }
 
 /* ------------------------------------------------------------------------------------- */

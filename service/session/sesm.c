@@ -709,6 +709,46 @@ int sesm_acquire(struct sesm *m, const char *user, int console_fallback, struct 
     return 0;
 }
 
+int sesm_acquire_session(struct sesm *m, uint32_t session_id, struct sesm_lease **out,
+                         struct err *e)
+{
+    struct sesm_slot *pick = NULL;
+    struct sesm_lease *l;
+    int known = 0;
+
+    *out = NULL;
+    if (!m)
+        return err_set(e, ERR_NOT_FOUND,
+                       "no session helpers: the session manager is not "
+                       "running (see the agent log at start-up)");
+    if (!(l = calloc(1, sizeof(*l))))
+        return err_set(e, ERR_NOMEM, "out of memory");
+    plat_mutex_lock(m->lock);
+    for (struct sesm_slot *s = m->slots; s; s = s->next) {
+        if (s->info.id != session_id)
+            continue;
+        known = 1;
+        if (sesm_usable(s))
+            pick = s;
+    }
+    if (pick) {
+        l->inst = pick->inst;
+        l->inst->refs++;
+    }
+    plat_mutex_unlock(m->lock);
+    if (!pick) {
+        free(l);
+        if (known)
+            return err_set(e, ERR_BUSY,
+                           "session %u has no running session helper (starting or restarting; "
+                           "see agentctl sessions)",
+                           (unsigned)session_id);
+        return err_set(e, ERR_NOT_FOUND, "there is no session %u", (unsigned)session_id);
+    }
+    *out = l;
+    return 0;
+}
+
 struct pmux *sesm_lease_mux(const struct sesm_lease *l)
 {
     return l->inst->mux;

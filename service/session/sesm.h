@@ -58,6 +58,10 @@ void sesm_stop(struct sesm *m);
  */
 int sesm_acquire(struct sesm *m, const char *user, int console_fallback, struct sesm_lease **out,
                  struct err *e);
+/* Borrows the channel of session session_id's helper (agentctl screenshot): ERR_NOT_FOUND
+ * when there is no such session, ERR_BUSY when its helper is not running now. */
+int sesm_acquire_session(struct sesm *m, uint32_t session_id, struct sesm_lease **out,
+                         struct err *e);
 struct pmux *sesm_lease_mux(const struct sesm_lease *l);
 uint32_t sesm_lease_session(const struct sesm_lease *l);
 const char *sesm_lease_user(const struct sesm_lease *l);

@@ -717,6 +717,94 @@ static void concurrent_logging_does_not_tear(void **state)
     free(text);
 }
 
+/* log_ring_since: records after a sequence number, in order, capped; a wrapped ring says how
+ * many records the reader missed and where to go on from. */
+static void ring_since_follows_and_reports_missed(void **state)
+{
+    struct fixture *fx = *state;
+    struct log_ring_entry *v = NULL;
+    struct log_ring_pos pos;
+    uint64_t last;
+    size_t n;
+
+    init_file(fx, 0, 0);
+    for (int k = 0; k < 10; k++)
+        log_write(LOG_LEVEL_INFO, "seq", "record %d", k);
+    v = last_record();
+    last = v->seq;
+    log_ring_free(v);
+    assert_true(last >= 10);
+
+    /* the last five, oldest first, numbered one by one */
+    n = log_ring_since(last - 5, 100, &v, &pos);
+    assert_int_equal(n, 5);
+    for (size_t k = 0; k < n; k++) {
+        char want[32];
+        snprintf(want, sizeof(want), "record %d", (int)(5 + k));
+        assert_int_equal(v[k].seq, last - 4 + k);
+        assert_string_equal(v[k].message, want);
+    }
+    assert_int_equal(pos.last, last);
+    assert_int_equal(pos.missed, 0);
+    assert_int_equal(pos.next, last);
+    log_ring_free(v);
+
+    /* capped by max: next is the last one returned */
+    n = log_ring_since(last - 5, 2, &v, &pos);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[1].seq, last - 3);
+    assert_int_equal(pos.next, last - 3);
+    log_ring_free(v);
+
+    /* nothing new: next stays; a number from the future (an agent restarted) comes back */
+    n = log_ring_since(last, 100, &v, &pos);
+    assert_int_equal(n, 0);
+    assert_null(v);
+    assert_int_equal(pos.next, last);
+    n = log_ring_since(last + 1000, 100, &v, &pos);
+    assert_int_equal(n, 0);
+    assert_int_equal(pos.next, last);
+
+    /* the ring wraps: 1500 records later, the reader at `last` missed the oldest ones */
+    for (int k = 0; k < 1500; k++)
+        log_write(LOG_LEVEL_INFO, "seq", "later %d", k);
+    n = log_ring_since(last, 10, &v, &pos);
+    assert_int_equal(n, 10);
+    assert_int_equal(pos.last, last + 1500);
+    assert_true(pos.oldest > last + 1);
+    assert_int_equal(v[0].seq, pos.oldest);
+    assert_int_equal(pos.missed, pos.oldest - last - 1);
+    assert_int_equal(pos.missed + (pos.last - pos.oldest + 1), 1500);
+    assert_int_equal(pos.next, pos.oldest + 9);
+    log_ring_free(v);
+    /* going on from next misses nothing */
+    n = log_ring_since(pos.next, 5000, &v, &pos);
+    assert_int_equal(pos.missed, 0);
+    assert_int_equal(v[n - 1].seq, last + 1500);
+    assert_string_equal(v[n - 1].message, "later 1499");
+    log_ring_free(v);
+}
+
+/* log_error_count: records at error and above of the last hour, by the minute. */
+static void error_count_last_hour(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t now = plat_wall_time();
+    unsigned before;
+
+    init_file(fx, 0, 0);
+    before = log_error_count(now);
+    log_write(LOG_LEVEL_ERROR, "err", "one");
+    log_write(LOG_LEVEL_CRITICAL, "err", "two");
+    log_write(LOG_LEVEL_WARNING, "err", "a warning is not counted");
+    log_write(LOG_LEVEL_ERROR, "err", "three");
+    now = plat_wall_time();
+    assert_int_equal(log_error_count(now), before + 3);
+    /* an hour and more later they no longer count; two minutes earlier, not yet */
+    assert_int_equal(log_error_count(now + 3600 + 120), 0);
+    assert_true(log_error_count(now - 120) <= before);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +825,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(cut_keeps_utf8_and_secrets, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(control_characters_are_escaped, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(concurrent_logging_does_not_tear, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(ring_since_follows_and_reports_missed, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(error_count_last_hour, setup_dir, teardown_dir),
     };
     return UNIT_RUN("log", tests, NULL, NULL);
 }

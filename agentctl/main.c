@@ -3,11 +3,10 @@
  * channel (docs/admin.md): a named pipe only SYSTEM and Administrators can open on Windows,
  * a root-only Unix socket on Linux (its path from the agent's config: --cfg FILE). Each
  * command is one ADMIN_REQUEST / ADMIN_REPLY exchange (proto.h); the result prints as a
- * table, or with --json as the result object itself. Commands of issue 8 that are not
- * implemented yet are listed as "(not yet)" and exit 3 with a message saying so.
+ * table, or with --json as the result object itself.
  *
  * Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, the channel is
- * missing (or not the agent's), or the command is not implemented yet; 4 permission denied;
+ * missing (or not the agent's); 4 permission denied;
  * 5 the agent answered with an error; 6 doctor: at least one check failed (ctl_doctor.h), or
  * screenshot: the session has no helper or no display (ctl_misc.h).
  */
@@ -49,21 +48,20 @@ struct ctl_command {
     const char *name; /* as sent: "token status" */
     const char *args;
     const char *help;
-    int implemented;
 };
 
 static const struct ctl_command ctl_commands[] = {
-    {"status", "", "Version, uptime, registration, token expiry, listener, sessions.", 1},
-    {"sessions", "", "Logged-on users' sessions and their session helpers.", 1},
+    {"status", "", "Version, uptime, registration, token expiry, listener, sessions."},
+    {"sessions", "", "Logged-on users' sessions and their session helpers."},
     {"logs", "[--follow] [--lines N] [--level L]",
-     "Recent log records kept in memory by the agent.", 1},
-    {"token status", "", "Expiry of the agent's own token.", 1},
-    {"token refresh", "", "Refresh the agent's token now and show the result.", 1},
-    {"register", "--host H --token T [--port P]", "Register through the agent; no restart.", 1},
-    {"reload", "", "Re-read config.yaml; list what needs a restart.", 1},
-    {"config", "", "The configuration in use, secrets hidden. (not yet)", 0},
-    {"screenshot", "--session N --out FILE", "A PNG of a session's desktop (--width W).", 1},
-    {"doctor", "", "Checks with a verdict and a fix for each (exit 6: one failed).", 1},
+     "Recent log records kept in memory by the agent."},
+    {"token status", "", "Expiry of the agent's own token."},
+    {"token refresh", "", "Refresh the agent's token now and show the result."},
+    {"register", "--host H --token T [--port P]", "Register through the agent; no restart."},
+    {"reload", "", "Re-read config.yaml; list what needs a restart."},
+    {"config", "", "The configuration in use, the token hidden."},
+    {"screenshot", "--session N --out FILE", "A PNG of a session's desktop (--width W)."},
+    {"doctor", "", "Checks with a verdict and a fix for each (exit 6: one failed)."},
 };
 #define CTL_NCOMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))
 
@@ -119,7 +117,7 @@ static void usage(FILE *out)
                  "                wider than the screen).\n"
                  "\n"
                  "Exit codes: 0 success; 2 a command-line error; 3 the agent is not running, its\n"
-                 "channel is missing, or the command is not implemented yet; 4 permission denied;\n"
+                 "channel is missing; 4 permission denied;\n"
                  "5 the agent answered with an error; 6 doctor: at least one check failed, or\n"
                  "screenshot: the session has no helper running or no display.\n");
 }
@@ -204,11 +202,6 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
     for (size_t k = 0; k < CTL_NCOMMANDS; k++) {
         if (strcmp(a->command, ctl_commands[k].name) != 0)
             continue;
-        if (!ctl_commands[k].implemented) {
-            fprintf(stderr, "%s: %s: not implemented yet in this version (%s)\n", PROG, a->command,
-                    KASM_VERSION);
-            return CTL_UNAVAILABLE;
-        }
         if (a->follow && strcmp(a->command, "logs") != 0)
             return usage_error("--follow belongs to the logs command", NULL);
         if ((a->session >= 0 || a->width || a->out) && strcmp(a->command, "screenshot") != 0)
@@ -499,6 +492,8 @@ int main(int argc, char **argv)
         print_sessions(result);
     } else if (strcmp(a.command, "logs") == 0) {
         print_logs(result);
+    } else if (strcmp(a.command, "config") == 0) {
+        printf("# %s (as the agent runs it)\n%s", jstr(result, "config"), jstr(result, "yaml"));
     } else if (ctl_deploy_print(a.command, result)) {
         /* token refresh, register, reload: printed by ctl_deploy.c */
     } else {

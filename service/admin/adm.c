@@ -96,6 +96,45 @@ static void adm_add_token(struct adm *a, cJSON *o)
     adm_deploy_add_history(a->lifecycle, o);
 }
 
+/* `config`: the configuration the agent runs with, as config.yaml would hold it, with the
+ * agent token's value replaced by <redacted> (the rendering is wiped before it is freed). */
+static int adm_config_cmd(struct adm *a, cJSON *r, struct proto_admin_reply *rep)
+{
+    static const char key[] = "agent_jwt_token:";
+    struct err e = ERR_INIT;
+    char *yaml = NULL, *line;
+    size_t len = 0;
+    int rc;
+
+    if (a->lifecycle)
+        dlc_cfg_lock(a->lifecycle);
+    rc = cfg_render(a->cfg, &yaml, &len, &e);
+    if (a->lifecycle)
+        dlc_cfg_unlock(a->lifecycle);
+    if (rc < 0) {
+        adm_fail(rep, ADM_FAILED, e.msg);
+        return -1;
+    }
+    /* The token is one line "agent_jwt_token: VALUE": keep the key, drop the value. */
+    for (line = yaml; line && *line;) {
+        char *eol = strchr(line, '\n');
+        if (strncmp(line, key, sizeof(key) - 1) == 0) {
+            char *v = line + sizeof(key) - 1;
+            size_t n = eol ? (size_t)(eol - v) : strlen(v);
+            OPENSSL_cleanse(v, n);
+            memmove(v + sizeof(" <redacted>") - 1, v + n, strlen(v + n) + 1);
+            memcpy(v, " <redacted>", sizeof(" <redacted>") - 1);
+            eol = strchr(v, '\n');
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    cJSON_AddStringToObject(r, "config", a->cfg_path);
+    cJSON_AddStringToObject(r, "yaml", yaml);
+    OPENSSL_cleanse(yaml, strlen(yaml));
+    free(yaml);
+    return 0;
+}
+
 static int adm_status_cmd(struct adm *a, cJSON *r)
 {
     cJSON *hosts;
@@ -246,6 +285,8 @@ void adm_dispatch(struct adm *a, const struct proto_admin_request *req,
         rc = adm_status_cmd(a, r);
     else if (strcmp(req->command, "sessions") == 0)
         rc = adm_sessions_cmd(a, r, rep);
+    else if (strcmp(req->command, "config") == 0)
+        rc = adm_config_cmd(a, r, rep);
     else if (strcmp(req->command, "logs") == 0)
         rc = adm_logs_cmd(args, r, rep);
     else if (strcmp(req->command, "token status") == 0)

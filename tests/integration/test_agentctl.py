@@ -2,9 +2,9 @@
 """test_agentctl.py - agentctl against a real agent over the admin channel (issue 8, first slice).
 
 The agent runs with --console and admin_socket in a private temp dir, one declared session
-(this user) with a real session helper. Checked: every implemented command (status, sessions,
-logs, token status) with and without --json, the JSON fields against the config and the log;
-the commands not implemented yet exit 3; an unknown command (sent raw) gets status 2; as root a
+(this user) with a real session helper. Checked: status, sessions, logs, token status and config
+(the token redacted) with and without --json, the JSON fields against the config and the log;
+an unknown command (sent raw) gets status 2; as root a
 throwaway non-root user is refused (exit 4) both by the socket's permissions and - with the
 permissions opened up on purpose - by the agent's SO_PEERCRED check; a second agent with the same
 admin_socket fails to start naming the holder; a stale socket is replaced; garbage, oversized,
@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 import unittest
+
+import yaml
 
 TOKEN = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
          "eyJzZXJ2ZXJfaWQiOiIwMTIzNDU2Nzg5YWJjZGVmIiwiZXhwIjo0MTAyNDQ0ODAwfQ."
@@ -245,12 +247,19 @@ class AgentctlTest(unittest.TestCase):
         rc, _, err = self.ctl("logs", "--lines", "0")
         self.assertEqual(rc, 2)
 
-    def test_not_yet_and_usage(self):
-        for words in (["config"],):
-            rc, out, err = self.ctl(*words)
-            self.assertEqual(rc, 3, f"{words}: {err!r}")
-            self.assertIn("not implemented yet", err)
-            self.assertEqual(out, "")
+    def test_config(self):
+        rc, out, err = self.ctl("config")
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith(f"# {self.cfg} (as the agent runs it)\n"), out[:200])
+        body = yaml.safe_load(out)
+        self.assertEqual(body["agent_jwt_token"], "<redacted>")
+        self.assertEqual(body["admin_socket"], self.sock)
+        self.assertEqual(body["server_id"], SERVER_ID)
+        j = self.ctl_json("config")
+        self.assertEqual(j["config"], self.cfg)
+        self.assertEqual(yaml.safe_load(j["yaml"]), body)
+
+    def test_usage(self):
         rc, _, err = self.ctl("frobnicate")
         self.assertEqual(rc, 2)
         self.assertIn("unknown command", err)

@@ -360,15 +360,25 @@ class AgentctlTest(unittest.TestCase):
             os.chmod(self.tmp, 0o711)
             os.chmod(run_dir, 0o755)
             os.chmod(self.sock, 0o666)
+            # every command, each refused by the agent before it does anything
+            commands = (["status", "--json"], ["sessions"], ["logs"], ["logs", "--follow"],
+                        ["token", "status"], ["token", "refresh"], ["reload"], ["config"],
+                        ["doctor"], ["screenshot", "--session", "1", "--out",
+                                     os.path.join(pub, "shot.png")],
+                        ["register", "--host", "127.0.0.1", "--token", "not-a-token"])
+            results = []
             try:
-                rc, out, err = self.ctl("status", "--json", user=user, cfg=cfg)
+                for words in commands:
+                    results.append((words,) + self.ctl(*words, user=user, cfg=cfg))
             finally:
                 os.chmod(self.sock, 0o600)
                 os.chmod(run_dir, 0o700)
                 os.chmod(self.tmp, 0o700)
-            self.assertEqual(rc, 4, err)
-            self.assertIn("permission denied: run agentctl as root", err)
-            self.assertEqual(out, "")
+            for words, rc, out, err in results:
+                self.assertEqual(rc, 4, f"{words}: {err!r}")
+                self.assertIn("permission denied: run agentctl as root", err, words)
+                self.assertEqual(out, "", words)
+            self.assertFalse(os.path.exists(os.path.join(pub, "shot.png")))
             self.wait_log("admin channel: refused a client: uid %d" % pwd.getpwnam(user).pw_uid)
             self.assert_still_answers()
         finally:

@@ -123,6 +123,10 @@ def main():
         check(any(r["message"].startswith("admin channel ready at ") for r in j["records"]),
               "logs: the admin channel's start is missing")
         print(f"ok   token status, sessions ({nsess} rows), logs ({len(j['records'])} records)")
+        j = ctl_json("config")
+        check(j["config"] == wcfg and "agent_jwt_token: <redacted>\n" in j["yaml"] and
+              f"server_id: \"{SERVER_ID}\"" in j["yaml"], f"config: {j}")
+        print("ok   config --json: the configuration in use, the token redacted")
 
         p2 = subprocess.run([args.wine_run, args.agent, "--console", "--cfg", wcfg],
                             capture_output=True, text=True, timeout=TIMEOUT, env=env)

@@ -34,7 +34,7 @@ TOKEN = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
 REG_TOKEN = "6b1f0c5e-3f4d-4d8a-9a77-registration-secret"
 LINE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARNING|ERROR|CRITICAL)"
                      r" \[[\w-]+\] ")
-TIMEOUT = 15
+TIMEOUT = 60  # generous: under ASan with other tests in parallel a start or stop can be slow
 
 
 class Fail(Exception):

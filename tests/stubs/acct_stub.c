@@ -1,5 +1,5 @@
 /*
- * acct_stub.c - a TEST stand-in for service/accounts/acct.h (weak definitions), linked only
+ * acct_stub.c - a TEST stand-in for service/accounts/acct.h, linked only
  * while the accounts module is not in the tree: every call fails like the POSIX build of the
  * real module does (ERR_UNSUPPORTED), except the portable name check, which accepts
  * 1..20 bytes without the characters Windows forbids.
@@ -8,7 +8,7 @@
 
 #include "acct.h"
 
-__attribute__((weak)) int acct_validate_username(const char *username, struct err *e)
+int acct_validate_username(const char *username, struct err *e)
 {
     size_t n = strlen(username);
     if (n == 0 || n > ACCT_USERNAME_MAX || strpbrk(username, "\"/\\[]:;|=,+*?<>@"))
@@ -19,8 +19,8 @@ __attribute__((weak)) int acct_validate_username(const char *username, struct er
     return 0;
 }
 
-__attribute__((weak)) int acct_ensure_local_user(const char *username, const char *password,
-                                                 struct acct_result *out, struct err *e)
+int acct_ensure_local_user(const char *username, const char *password, struct acct_result *out,
+                           struct err *e)
 {
     (void)username;
     (void)password;

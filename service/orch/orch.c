@@ -603,6 +603,27 @@ static int mapping_dest(struct orch_run *r, const char *id, const char *dest, ch
     return 1;
 }
 
+/*
+ * For a path inside the user's profile: its folder, resolved (links, junctions), must still
+ * be inside the resolved profile - a user who replaced Desktop by a link to a system folder
+ * must not get the service to write or delete there.
+ */
+static int check_in_profile(struct orch_run *r, const char *path, struct err *e)
+{
+    char dir[CFG_PATH_MAX], real_dir[CFG_PATH_MAX], real_profile[CFG_PATH_MAX];
+    int rc;
+    if ((rc = fs_dirname(path, dir, sizeof(dir), e)) < 0 ||
+        (rc = plat_dir_final_path(dir, real_dir, sizeof(real_dir), e)) < 0 ||
+        (rc = plat_dir_final_path(r->profile, real_profile, sizeof(real_profile), e)) < 0)
+        return rc;
+    if (!orch_path_under(real_dir, real_profile))
+        return err_set(e, ERR_PERMISSION,
+                       "%s leads out of the user's profile (a link or junction to %s); "
+                       "nothing written or removed there",
+                       dir, real_dir);
+    return 0;
+}
+
 static int write_mapping(struct orch_run *r, const char *id, const char *token, const char *path,
                          struct err *e)
 {
@@ -613,7 +634,9 @@ static int write_mapping(struct orch_run *r, const char *id, const char *token, 
     if ((rc = dapi_get_file_mapping_contents(&r->conn, token, &data, &len, e)) < 0)
         goto out;
     if ((rc = fs_dirname(path, dir, sizeof(dir), e)) < 0 ||
-        (rc = plat_dir_create_all(dir, e)) < 0 || (rc = fs_write_atomic(path, data, len, 0, e)) < 0)
+        (rc = plat_dir_create_all(dir, e)) < 0 ||
+        (in_profile && (rc = check_in_profile(r, path, e)) < 0) ||
+        (rc = fs_write_atomic(path, data, len, 0, e)) < 0)
         goto out;
     if (in_profile && (rc = orch_plat_give_to_user(path, r->profile, r->user, e)) < 0) {
         plat_path_remove(path, NULL); /* never leave a service-owned file in a profile */
@@ -664,6 +687,9 @@ static void step_file_mappings(struct orch_run *r, int start)
             log_info("kasm_id %s: file mapping %s (%s) is outside the user's profile on a "
                      "multi-user host: left in place",
                      r->kasm_id, id, path);
+        } else if (r->profile[0] && orch_path_under(path, r->profile) &&
+                   check_in_profile(r, path, &e) < 0 && e.code != ERR_NOT_FOUND) {
+            step_failed(r, what, e.msg);
         } else if (plat_path_remove(path, &e) < 0 && e.code != ERR_NOT_FOUND) {
             step_failed(r, what, e.msg);
         } else {

@@ -334,6 +334,32 @@ class SessionsOrchTest(unittest.TestCase):
         self.wait_status(kasm_id, lambda s: s.get("status") == "running")
         self.a.wait_log(f"kasm_id {kasm_id}: reported running to the deployment (after retries)")
 
+    @unittest.skipUnless(ROOT, "needs a throwaway user (root)")
+    def test_5_profile_link_not_followed(self):
+        # the user replaced a profile folder by a link to a folder of the system: the service
+        # neither writes nor deletes there
+        target = os.path.join(self.a.dir, "system_dir")
+        os.makedirs(target)
+        with open(os.path.join(target, "victim.txt"), "w") as f:
+            f.write("keep")
+        link = os.path.join(self.home, "Linked")
+        os.symlink(target, link)
+        os.lchown(link, pwd.getpwnam(self.user).pw_uid, -1)
+        kasm_id = uuid.uuid4().hex
+        c = self.client(kasm_id)
+        payload = c.session_payload(file_mappings={
+            "x": ("%HOMEPATH%\\Linked\\evil.txt", b"evil"),
+            "y": ("%HOMEPATH%\\Linked\\victim.txt", b"evil")})
+        self.post(c, "session_start", payload)
+        self.wait_status(kasm_id, lambda s: s.get("status") == "running")
+        self.assertFalse(os.path.exists(os.path.join(target, "evil.txt")))
+        with open(os.path.join(target, "victim.txt")) as f:
+            self.assertEqual(f.read(), "keep")
+        self.assertIn("leads out of the user's profile", self.a.read_log())
+        self.post(c, "session_end", payload)
+        self.wait_status(kasm_id, lambda s: s.get("destroyed") is True)
+        self.assertTrue(os.path.exists(os.path.join(target, "victim.txt")))
+
 
 if __name__ == "__main__":
     F.parse_bin_dir()

@@ -360,6 +360,35 @@ class SessionsOrchTest(unittest.TestCase):
         self.wait_status(kasm_id, lambda s: s.get("destroyed") is True)
         self.assertTrue(os.path.exists(os.path.join(target, "victim.txt")))
 
+    def test_6_logoff_configured(self):
+        # logoff_on_session_end: true - Linux has no WTSLogoffSession: logged, not a failure,
+        # and the variable auto_logout_user follows the key
+        a = F.AgentDir()
+        self.addCleanup(a.cleanup)
+        with open(os.path.join(a.dir, "no-sessions"), "w") as f:
+            f.write("# no sessions\n")
+        a.write_config(api_host="127.0.0.1", api_port=self.sim.api_port,
+                       server_id=self.sim.server_id, registered=True,
+                       agent_jwt_token=self.token, user_sso=True,
+                       jwt_public_key=self.sim.jwt_public_key_file,
+                       script_path=self.scripts, script_timeout=3,
+                       logoff_on_session_end=True,
+                       sessions_file=os.path.join(a.dir, "no-sessions"))
+        a.start()
+        a.wait_log("listening on https", timeout=60)
+        kasm_id = uuid.uuid4().hex
+        c = self.client(kasm_id)
+        c.port = a.config()["port"]
+        self.post(c, "session_end", c.session_payload())
+        self.wait_status(kasm_id, lambda s: s.get("destroyed") is True)
+        a.wait_log(f"session_end for kasm_id {kasm_id} done (0 step(s) failed)")
+        self.assertIn(f"kasm_id {kasm_id}: log-off skipped: logging a user off is a Windows "
+                      "feature", a.read_log())
+        rec = [r for r in self.records("end") if r.get("KASM_KASM_ID") == kasm_id]
+        self.assertEqual(rec[0]["KASM_AUTO_LOGOUT_USER"], "true")
+        a.stop()
+        self.assertEqual(a.proc.returncode, 0)
+
 
 if __name__ == "__main__":
     F.parse_bin_dir()

@@ -98,6 +98,7 @@ static const struct key_desc keys[] = {
     K_STR(session_helper),
     K_STR(sessions_file),
     K_INT(script_timeout, 1, 86400),
+    K_BOOL(logoff_on_session_end),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

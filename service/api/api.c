@@ -13,6 +13,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "orch.h"
 #include "plat.h"
 #include "reply.h"
 #include "server.h"
@@ -98,6 +99,23 @@ static void ensure_transfer_folder(const char *key, const char *path)
         log_warning("%s %s cannot be created: %s", key, path, e.msg);
 }
 
+/* The session orchestrator behind the session jobs: it reads cfg under the API's guard. */
+static void api_orch_lock(void *ctx)
+{
+    api_cfg_read_begin(ctx);
+}
+
+static void api_orch_unlock(void *ctx)
+{
+    api_cfg_read_end(ctx);
+}
+
+static int api_orch_create(struct api *a, struct err *e)
+{
+    struct orch_config oc = {a->cfg, api_orch_lock, api_orch_unlock, a, a->sessions};
+    return orch_create(&oc, &a->orch, e);
+}
+
 int api_start(struct api **out, const struct cfg *cfg, const struct api_cfg_guard *guard,
               struct sesm *sessions, struct err *e)
 {
@@ -120,6 +138,7 @@ int api_start(struct api **out, const struct cfg *cfg, const struct api_cfg_guar
     if ((rc = plat_mutex_create(&a->lock, e)) < 0 ||
         (rc = upl_registry_create(&ucfg, &a->uploads, e)) < 0 ||
         (rc = http_auth_create(&a->auth, cfg->jwt_public_key, cfg->jwt_leeway, e)) < 0 ||
+        (rc = api_orch_create(a, e)) < 0 ||
         (rc = wq_create(&a->queue, API_QUEUE_THREADS, API_QUEUE_SLOTS, e)) < 0 ||
         (rc = http_server_start(&a->server, cfg, api_dispatch, a, e)) < 0) {
         api_stop(a);
@@ -142,7 +161,9 @@ void api_stop(struct api *a)
         log_info("HTTPS API: no longer accepting requests");
         http_server_stop(a->server);
     }
+    orch_cancel(a->orch); /* running scripts killed; queued sessions only report */
     wq_destroy(a->queue, WQ_DRAIN);
+    orch_free(a->orch);
     http_auth_free(a->auth);
     if (a->uploads)
         upl_registry_free(a->uploads); /* the server stopped: no chunk is in flight */

@@ -18,12 +18,14 @@ struct http_server;
 struct wq;
 struct upl_registry;
 struct sesm;
+struct orch;
 
 struct api {
     const struct cfg *cfg;
     struct api_cfg_guard guard; /* read lifecycle-owned cfg fields under it (api_cfg_*) */
     struct http_auth *auth;
-    struct wq *queue; /* session_start / session_end jobs */
+    struct wq *queue;  /* session_start / session_end jobs */
+    struct orch *orch; /* what those jobs run (service/orch/orch.h) */
     struct http_server *server;
     struct sesm *sessions;        /* the session helpers (may be NULL: fallback folders only) */
     struct upl_registry *uploads; /* POST /upload; caps uploads at max_concurrent_uploads */

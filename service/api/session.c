@@ -2,8 +2,8 @@
  * session.c - POST /session_start and /session_end: validate the payload
  * (KASM_INTERFACE.md section 5), answer `ok` at once and queue the work.
  *
- * The queued job is a placeholder that logs: the session orchestrator (its own issue) fills
- * in what starting and ending a session does.
+ * The queued job hands the payload to the session orchestrator (service/orch/orch.h), which
+ * does the work of starting or ending the session and reports to the deployment.
  */
 #define LOG_MODULE "session"
 
@@ -17,6 +17,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "orch.h"
 #include "reply.h"
 #include "work_queue.h"
 
@@ -98,13 +99,18 @@ static int validate(const cJSON *root, char *msg, size_t cap)
 struct session_job {
     int start;
     char kasm_id[128];
+    struct orch *orch;
+    char *payload; /* the request body (holds the session token: wiped when freed) */
+    size_t len;
 };
 
 static void session_job_run(void *arg)
 {
     struct session_job *j = arg;
-    log_info("%s for kasm_id %s queued work: orchestration arrives with its issue",
-             j->start ? "session_start" : "session_end", j->kasm_id);
+    if (j->start)
+        orch_session_start(j->orch, j->payload, j->len);
+    else
+        orch_session_end(j->orch, j->payload, j->len);
 }
 
 static void session_job_done(void *arg, int cancelled)
@@ -113,6 +119,10 @@ static void session_job_done(void *arg, int cancelled)
     if (cancelled)
         log_warning("%s for kasm_id %s was cancelled before it ran",
                     j->start ? "session_start" : "session_end", j->kasm_id);
+    if (j->payload) {
+        memset(j->payload, 0, j->len);
+        free(j->payload);
+    }
     free(j);
 }
 
@@ -148,10 +158,16 @@ static int session_request(struct api *a, struct mg_connection *conn, int start)
         goto out;
     }
     job->start = start;
+    job->orch = a->orch;
+    job->payload = body; /* the job owns the body from here */
+    job->len = len;
+    body = NULL;
     snprintf(job->kasm_id, sizeof(job->kasm_id), "%s",
              cJSON_GetObjectItemCaseSensitive(root, "kasm_id")->valuestring);
     snprintf(kasm_id, sizeof(kasm_id), "%s", job->kasm_id); /* job belongs to the queue next */
     if (wq_submit(a->queue, what, session_job_run, session_job_done, job, &e) < 0) {
+        memset(job->payload, 0, job->len);
+        free(job->payload);
         free(job);
         log_warning("%s for kasm_id %s refused: %s", what, kasm_id, e.msg);
         status = http_reply_error(conn, 503, e.code == ERR_BUSY ? "busy" : "The agent is stopping");

@@ -400,3 +400,111 @@ int dapi_set_server_status(struct dapi_conn *c, const char *token, const char *s
         dcl_response_free(&r);
     return rc;
 }
+
+/* ---- session calls ---- */
+
+/*
+ * Like call(), for answers that are raw bytes (a password, a file): an error_message in a
+ * JSON answer or a status that is not 2xx is an error; any other body is the answer.
+ */
+static int call_raw(struct dapi_conn *c, const char *method, const char *path, const char *token,
+                    const char *body, const char *what, struct dcl_response *resp, struct err *e)
+{
+    char *target = target_with_token(path, token);
+    int rc = ERR_INVALID;
+
+    memset(resp, 0, sizeof(*resp));
+    if (!target)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if (c->host_count == 0) {
+        rc = err_set(e, ERR_INVALID, "no deployment host (api_host) is configured");
+        goto out;
+    }
+    for (size_t k = 0; k < c->host_count; k++) {
+        size_t idx = (c->current + k) % c->host_count;
+        const char *host = c->hosts[idx];
+        void *json = NULL;
+
+        if ((rc = dapi_healthcheck(&c->net, host, c->port, e)) < 0)
+            continue;
+        rc = dcl_request(&c->net, host, c->port, method, target, body, resp, e);
+        if (rc == 0) {
+            int is_json = resp->body_len && resp->body[0] == '{';
+            if (is_json || resp->status < 200 || resp->status >= 300) {
+                rc = dapi_check_answer(host, c->port, what, resp->status, resp->body,
+                                       resp->body_len, &json, e);
+                cJSON_Delete(json);
+                if (rc == ERR_PROTOCOL && resp->status >= 200 && resp->status < 300)
+                    rc = 0; /* a 2xx body that only looks like JSON: raw data */
+            }
+        }
+        if (rc == 0) {
+            c->current = idx;
+            break;
+        }
+        dcl_response_free(resp);
+        if (!try_next_host(rc))
+            break;
+    }
+out:
+    wipe_free(target);
+    return rc;
+}
+
+int dapi_set_session_status(struct dapi_conn *c, const char *session_token, const char *body,
+                            struct err *e)
+{
+    struct dcl_response r;
+    int rc = call(c, "POST", "/api/set_kasm_session_status", session_token, body,
+                  "set_kasm_session_status", &r, e);
+    if (rc == 0)
+        dcl_response_free(&r);
+    return rc;
+}
+
+int dapi_get_session_credential(struct dapi_conn *c, const char *session_token, char **password,
+                                struct err *e)
+{
+    struct dcl_response r;
+    size_t n;
+    int rc;
+
+    *password = NULL;
+    rc = call_raw(c, "GET", "/api/set_kasm_session_credential", session_token, NULL,
+                  "set_kasm_session_credential", &r, e);
+    if (rc < 0)
+        return rc;
+    n = r.body_len;
+    while (n && (r.body[n - 1] == '\n' || r.body[n - 1] == '\r'))
+        n--;
+    if (n == 0 || memchr(r.body, '\0', n)) {
+        rc = err_set(e, ERR_PROTOCOL, "set_kasm_session_credential answered no usable password");
+    } else if (!(*password = malloc(n + 1))) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    } else {
+        memcpy(*password, r.body, n);
+        (*password)[n] = '\0';
+    }
+    OPENSSL_cleanse(r.body, r.body_len);
+    dcl_response_free(&r);
+    return rc;
+}
+
+int dapi_get_file_mapping_contents(struct dapi_conn *c, const char *map_token, char **data,
+                                   size_t *len, struct err *e)
+{
+    struct dcl_response r;
+    int rc;
+
+    *data = NULL;
+    *len = 0;
+    rc = call_raw(c, "GET", "/api/admin/get_file_mapping_contents", map_token, NULL,
+                  "get_file_mapping_contents", &r, e);
+    if (rc < 0)
+        return rc;
+    *data = r.body; /* NUL-terminated by the client */
+    *len = r.body_len;
+    r.body = NULL;
+    dcl_response_free(&r);
+    return 0;
+}

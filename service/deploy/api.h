@@ -88,4 +88,26 @@ int dapi_refresh(struct dapi_conn *c, const char *token, char **new_token, struc
 int dapi_set_server_status(struct dapi_conn *c, const char *token, const char *status,
                            const char *message, struct err *e);
 
+/* ---- session calls (the session orchestrator, service/orch/) ---- */
+
+/*
+ * POST /api/set_kasm_session_status?token=<session token> with body (JSON text: kasm_id,
+ * status, status_progress, destroyed ...). ERR_NETWORK/ERR_TIMEOUT/ERR_PROTOCOL: worth a retry.
+ */
+int dapi_set_session_status(struct dapi_conn *c, const char *session_token, const char *body,
+                            struct err *e);
+/*
+ * GET /api/set_kasm_session_credential?token=<session token>: the one-time password of the
+ * local account (*password heap, NUL-terminated; a secret: the caller wipes and frees it).
+ * A second call is refused by the deployment (ERR_AUTH).
+ */
+int dapi_get_session_credential(struct dapi_conn *c, const char *session_token, char **password,
+                                struct err *e);
+/*
+ * GET /api/admin/get_file_mapping_contents?token=<the mapping's token>: the raw bytes
+ * (*data heap, NUL-terminated, *len bytes; at most c->net.max_body).
+ */
+int dapi_get_file_mapping_contents(struct dapi_conn *c, const char *map_token, char **data,
+                                   size_t *len, struct err *e);
+
 #endif

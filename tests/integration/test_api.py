@@ -369,11 +369,12 @@ class ApiTest(unittest.TestCase):
             with self.subTest(path):
                 status, _, body = self.post(path, body=self.session_payload())
                 self.assertEqual((status, body), (200, b"ok"))
-        end = time.monotonic() + 5
-        while time.monotonic() < end and "session_end for kasm_id a1b2c3 queued" not in self.agent.log():
+        # the orchestrator ran both (no deployment here: the reports fail, never hang)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and "session_end for kasm_id a1b2c3 done" not in self.agent.log():
             time.sleep(0.05)
-        self.assertIn("session_start for kasm_id a1b2c3 queued work", self.agent.log())
-        self.assertIn("session_end for kasm_id a1b2c3 queued work", self.agent.log())
+        self.assertIn("session_start for kasm_id a1b2c3 done", self.agent.log())
+        self.assertIn("session_end for kasm_id a1b2c3 done", self.agent.log())
 
     def test_session_payload_errors(self):
         cases = []

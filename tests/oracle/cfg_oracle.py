@@ -38,6 +38,7 @@ OUR_DEFAULTS = {
     "session_helper": "",
     "sessions_file": "",
     "script_timeout": 300,
+    "logoff_on_session_end": False,
 }
 
 KASM_KEYS = [

@@ -1,0 +1,81 @@
+/*
+ * orch.h - the session orchestrator (prefix orch_): what POST /session_start and
+ * /session_end do in the background, in the order of KASM_INTERFACE.md section 5.
+ *
+ * session_start: (1) create_local_account: the one-time password from
+ * set_kasm_session_credential, then acct_ensure_local_user (service/accounts/acct.h), progress
+ * reported as "starting"; (2) the load_persistent_profile hook; (3) with user_sso: the file
+ * mappings written (%VAR% expanded, given to the user when in the user's profile) and
+ * map_storage per storage mapping; (4) the session_start scripts; (5) the mandatory `running`
+ * report, retried with backoff until delivered or the session token expires; (6) the
+ * screenshot refresh (no cache in the API: skipped).
+ * session_end: log-off (config logoff_on_session_end, Windows), the mapped files removed,
+ * unmap_storage, the save_persistent_profile hook, the session_end scripts, the mandatory
+ * `destroyed` report.
+ *
+ * A session_start for a kasm_id that already started is not run again (a bounded memory of
+ * started sessions); a session_end for an unknown kasm_id still reports destroyed. A failed
+ * step is logged and reported as a progress message; the final report is always attempted.
+ * docs/sessions.md is the administrator's account of it.
+ */
+#ifndef KASM_ORCH_H
+#define KASM_ORCH_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct cfg;
+struct sesm;
+struct orch;
+
+#define ORCH_REMEMBERED 256 /* started sessions remembered (oldest forgotten first) */
+
+struct orch_config {
+    const struct cfg *cfg;     /* read between lock(ctx) and unlock(ctx) */
+    void (*lock)(void *ctx);   /* may be NULL: nothing else writes cfg */
+    void (*unlock)(void *ctx); /* may be NULL */
+    void *ctx;
+    struct sesm *sessions; /* may be NULL: no session helpers (ts_session_id stays "") */
+};
+
+int orch_create(const struct orch_config *c, struct orch **out, struct err *e);
+/* The agent is stopping: report retries end after one more attempt, running scripts are
+ * killed. Returns at once. */
+void orch_cancel(struct orch *o);
+/* Frees o (no session work may be running); NULL ignored. */
+void orch_free(struct orch *o);
+
+/* Runs the whole start or end sequence for a validated payload (JSON text); blocking. */
+void orch_session_start(struct orch *o, const char *payload, size_t len);
+void orch_session_end(struct orch *o, const char *payload, size_t len);
+
+/* ---- the portable pieces (unit-tested) ---- */
+
+/* What %VAR% expands to in a file mapping's destination. */
+struct orch_expand_env {
+    const char *profile;  /* %HOMEPATH%, %USERPROFILE%: the user's profile folder */
+    const char *username; /* %USERNAME%: the local account name */
+};
+/*
+ * Expands %HOMEPATH%, %USERPROFILE% and %USERNAME% (ASCII case-insensitive; %% is a '%') in a
+ * destination. An unknown variable, an unset one (profile NULL or "") or an unclosed '%' is
+ * ERR_INVALID; the result must be an absolute path without ".." components (ERR_PERMISSION).
+ */
+int orch_expand(const char *dest, const struct orch_expand_env *env, char *out, size_t cap,
+                struct err *e);
+/* 1 when path is dir itself or inside it ('/' and '\' alike; ASCII case-insensitive on
+ * Windows, exact elsewhere); 0 otherwise. */
+int orch_path_under(const char *path, const char *dir);
+
+/* The bounded memory of started sessions (a ring of ORCH_REMEMBERED ids). */
+struct orch_seen {
+    char ids[ORCH_REMEMBERED][128];
+    size_t next;
+};
+/* Adds id; 0 when it was new, 1 when it was already there (nothing changed). */
+int orch_seen_add(struct orch_seen *s, const char *id);
+/* Forgets id (session_end); 1 when it was there. */
+int orch_seen_remove(struct orch_seen *s, const char *id);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * win32/orch_plat.c - the orchestrator's platform part on Windows (orch_plat.h): the profile
+ * folder from the ProfileList of the account's SID, the user made owner of a written file
+ * with a protected DACL (SYSTEM, Administrators, the user), WTSLogoffSession.
+ */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+#include <aclapi.h>
+#include <sddl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <userenv.h>
+#include <wtsapi32.h>
+
+#include "orch.h"
+#include "orch_plat.h"
+#include "win32/wide.h"
+
+/* The SID of a local account (LocalFree the result). */
+static int user_sid(const char *user, PSID *out, struct err *e)
+{
+    wchar_t *wu = plat_w_from_utf8(user, e), domain[256];
+    DWORD sid_len = 0, dom_len = 256;
+    SID_NAME_USE use;
+    PSID sid = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (!wu)
+        return e ? e->code : ERR_INVALID;
+    LookupAccountNameW(NULL, wu, NULL, &sid_len, domain, &dom_len, &use);
+    if (sid_len == 0 || !(sid = LocalAlloc(LPTR, sid_len))) {
+        rc = err_set(e, ERR_NOT_FOUND, "there is no local account %.100s", user);
+        goto out;
+    }
+    dom_len = 256;
+    if (!LookupAccountNameW(NULL, wu, sid, &sid_len, domain, &dom_len, &use)) {
+        rc = err_set(e, ERR_NOT_FOUND, "there is no local account %.100s", user);
+        LocalFree(sid);
+        goto out;
+    }
+    *out = sid;
+out:
+    free(wu);
+    return rc;
+}
+
+int orch_plat_profile_dir(const char *user, char *out, size_t cap, struct err *e)
+{
+    PSID sid = NULL;
+    wchar_t *ssid = NULL, key[512], buf[MAX_PATH * 2], dir[MAX_PATH * 2];
+    DWORD len = sizeof(buf), n = MAX_PATH * 2;
+    int rc;
+
+    if (user_sid(user, &sid, NULL) == 0 && ConvertSidToStringSidW(sid, &ssid)) {
+        _snwprintf(key, 512, L"SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList\\%ls",
+                   ssid);
+        key[511] = L'\0';
+        if (RegGetValueW(HKEY_LOCAL_MACHINE, key, L"ProfileImagePath", RRF_RT_REG_SZ, NULL, buf,
+                         &len) == ERROR_SUCCESS &&
+            ExpandEnvironmentStringsW(buf, dir, MAX_PATH * 2) > 0) {
+            rc = plat_utf8_from_w_buf(dir, out, cap, e);
+            goto out;
+        }
+    }
+    /* no profile yet (or Wine): <profiles dir>\<user> */
+    if (!GetProfilesDirectoryW(dir, &n)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot find the profiles folder", NULL);
+        goto out;
+    }
+    if ((rc = plat_utf8_from_w_buf(dir, out, cap, e)) < 0)
+        goto out;
+    if (strlen(out) + 1 + strlen(user) >= cap) {
+        rc = err_set(e, ERR_TOO_LARGE, "the profile folder of %.100s is too long", user);
+        goto out;
+    }
+    strcat(out, "\\");
+    strcat(out, user);
+    rc = 0;
+out:
+    if (ssid)
+        LocalFree(ssid);
+    if (sid)
+        LocalFree(sid);
+    return rc;
+}
+
+static int give_one(const char *path, PSID user, PACL dacl, struct err *e)
+{
+    wchar_t *w = plat_w_path(path, e);
+    DWORD rc;
+    if (!w)
+        return e ? e->code : ERR_INVALID;
+    rc = SetNamedSecurityInfoW(w, SE_FILE_OBJECT,
+                               OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION |
+                                   PROTECTED_DACL_SECURITY_INFORMATION,
+                               user, NULL, dacl, NULL);
+    free(w);
+    if (rc != ERROR_SUCCESS)
+        return plat_win_fail(e, rc, "cannot give to the user", path);
+    return 0;
+}
+
+int orch_plat_give_to_user(const char *path, const char *top, const char *user, struct err *e)
+{
+    PSID sid = NULL;
+    PACL dacl = NULL;
+    EXPLICIT_ACCESSW ea[3];
+    SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
+    PSID system = NULL, admins = NULL;
+    char p[4096];
+    int rc;
+
+    if ((rc = user_sid(user, &sid, e)) < 0)
+        return rc;
+    if (!AllocateAndInitializeSid(&nt, 1, SECURITY_LOCAL_SYSTEM_RID, 0, 0, 0, 0, 0, 0, 0,
+                                  &system) ||
+        !AllocateAndInitializeSid(&nt, 2, SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS, 0,
+                                  0, 0, 0, 0, 0, &admins)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot build the well-known SIDs", NULL);
+        goto out;
+    }
+    memset(ea, 0, sizeof(ea));
+    for (int i = 0; i < 3; i++) {
+        ea[i].grfAccessPermissions = GENERIC_ALL;
+        ea[i].grfAccessMode = SET_ACCESS;
+        ea[i].grfInheritance = SUB_CONTAINERS_AND_OBJECTS_INHERIT;
+        ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
+    }
+    ea[0].Trustee.ptstrName = (LPWSTR)system;
+    ea[1].Trustee.ptstrName = (LPWSTR)admins;
+    ea[2].Trustee.ptstrName = (LPWSTR)sid;
+    if (SetEntriesInAclW(3, ea, NULL, &dacl) != ERROR_SUCCESS) {
+        rc = err_set(e, ERR_INTERNAL, "cannot build the access list for %.100s", user);
+        goto out;
+    }
+    snprintf(p, sizeof(p), "%s", path);
+    while (orch_path_under(p, top) && strlen(p) > strlen(top)) {
+        char *a, *b, *cut;
+        if ((rc = give_one(p, sid, dacl, e)) < 0)
+            goto out;
+        a = strrchr(p, '\\');
+        b = strrchr(p, '/');
+        cut = a > b ? a : b;
+        if (!cut)
+            break;
+        *cut = '\0';
+    }
+    rc = 0;
+out:
+    if (dacl)
+        LocalFree(dacl);
+    if (system)
+        FreeSid(system);
+    if (admins)
+        FreeSid(admins);
+    LocalFree(sid);
+    return rc;
+}
+
+int orch_plat_logoff(const char *user, unsigned *count, struct err *e)
+{
+    WTS_SESSION_INFOW *list = NULL;
+    DWORD n = 0;
+    wchar_t *wu = plat_w_from_utf8(user, e);
+    int rc = 0;
+
+    *count = 0;
+    if (!wu)
+        return e ? e->code : ERR_INVALID;
+    if (!WTSEnumerateSessionsW(WTS_CURRENT_SERVER_HANDLE, 0, 1, &list, &n)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot list the terminal sessions", NULL);
+        goto out;
+    }
+    for (DWORD i = 0; i < n; i++) {
+        wchar_t *name = NULL;
+        DWORD bytes = 0;
+        if (!WTSQuerySessionInformationW(WTS_CURRENT_SERVER_HANDLE, list[i].SessionId, WTSUserName,
+                                         &name, &bytes))
+            continue;
+        if (name && _wcsicmp(name, wu) == 0) {
+            if (WTSLogoffSession(WTS_CURRENT_SERVER_HANDLE, list[i].SessionId, FALSE))
+                (*count)++;
+            else
+                rc = plat_win_fail(e, GetLastError(), "WTSLogoffSession failed for", user);
+        }
+        WTSFreeMemory(name);
+    }
+out:
+    if (list)
+        WTSFreeMemory(list);
+    free(wu);
+    return rc;
+}

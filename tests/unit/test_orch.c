@@ -1,0 +1,123 @@
+/*
+ * test_orch.c - the portable logic of the session orchestrator (service/orch/orch.c): %VAR%
+ * expansion of file mapping destinations (known variables, unknown and unset ones, escapes
+ * out of the profile, separators), "is this path in the profile", and the bounded memory of
+ * started sessions.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "unit.h"
+
+#include "orch.h"
+
+#ifdef _WIN32
+#define PROFILE "C:\\Users\\alice"
+#define S       "\\"
+#else
+#define PROFILE "/home/alice"
+#define S       "/"
+#endif
+
+static void expand_known_variables(void **state)
+{
+    struct orch_expand_env env = {PROFILE, "alice"};
+    char out[512];
+    struct err e = ERR_INIT;
+    (void)state;
+    assert_int_equal(orch_expand("%HOMEPATH%\\Desktop\\notes.txt", &env, out, sizeof(out), &e), 0);
+    assert_string_equal(out, PROFILE S "Desktop" S "notes.txt");
+    assert_int_equal(orch_expand("%userprofile%/a.txt", &env, out, sizeof(out), &e), 0);
+    assert_string_equal(out, PROFILE S "a.txt");
+    assert_int_equal(orch_expand("%HOMEPATH%\\%USERNAME%-100%%.txt", &env, out, sizeof(out), &e),
+                     0);
+    assert_string_equal(out, PROFILE S "alice-100%.txt");
+#ifdef _WIN32
+    assert_int_equal(orch_expand("C:/ProgramData/x.ini", &env, out, sizeof(out), &e), 0);
+    assert_string_equal(out, "C:\\ProgramData\\x.ini");
+#else
+    assert_int_equal(orch_expand("/etc/kasm/x.ini", &env, out, sizeof(out), &e), 0);
+    assert_string_equal(out, "/etc/kasm/x.ini");
+#endif
+}
+
+static void expand_refusals(void **state)
+{
+    struct orch_expand_env env = {PROFILE, "alice"}, none = {"", "bob"};
+    char out[512], small[8];
+    struct err e = ERR_INIT;
+    (void)state;
+    assert_int_equal(orch_expand("%APPDATA%\\x", &env, out, sizeof(out), &e), ERR_INVALID);
+    assert_non_null(strstr(e.msg, "APPDATA"));
+    assert_int_equal(orch_expand("%HOMEPATH\\x", &env, out, sizeof(out), &e), ERR_INVALID);
+    assert_int_equal(orch_expand("%HOMEPATH%\\x", &none, out, sizeof(out), &e), ERR_INVALID);
+    assert_int_equal(orch_expand("Desktop\\x.txt", &env, out, sizeof(out), &e), ERR_PERMISSION);
+    assert_int_equal(orch_expand("%HOMEPATH%\\..\\bob\\x", &env, out, sizeof(out), &e),
+                     ERR_PERMISSION);
+    assert_int_equal(orch_expand("%HOMEPATH%\\.\\x", &env, out, sizeof(out), &e), ERR_PERMISSION);
+    assert_int_equal(orch_expand("%HOMEPATH%\\dir\\", &env, out, sizeof(out), &e), ERR_PERMISSION);
+    assert_int_equal(orch_expand("%HOMEPATH%\\long-name.txt", &env, small, sizeof(small), &e),
+                     ERR_TOO_LARGE);
+    /* a username that is itself a path is still caught by the .. rule */
+    {
+        struct orch_expand_env evil = {PROFILE, ".."};
+        assert_int_equal(orch_expand("%HOMEPATH%\\%USERNAME%\\x", &evil, out, sizeof(out), &e),
+                         ERR_PERMISSION);
+    }
+}
+
+static void path_under(void **state)
+{
+    (void)state;
+    assert_true(orch_path_under(PROFILE S "Desktop" S "a", PROFILE));
+    assert_true(orch_path_under(PROFILE, PROFILE));
+    assert_true(orch_path_under(PROFILE S "a", PROFILE S));
+    assert_false(orch_path_under(PROFILE "2" S "a", PROFILE));
+    assert_false(orch_path_under(S "tmp" S "a", PROFILE));
+    assert_false(orch_path_under(S, ""));
+#ifdef _WIN32
+    assert_true(orch_path_under("c:\\users\\ALICE\\x", PROFILE));
+    assert_true(orch_path_under("C:/Users/alice/x", PROFILE));
+#else
+    assert_false(orch_path_under("/home/ALICE/x", PROFILE));
+#endif
+}
+
+static void seen_is_bounded(void **state)
+{
+    struct orch_seen *s = calloc(1, sizeof(*s));
+    char id[32];
+    (void)state;
+    assert_non_null(s);
+    assert_int_equal(orch_seen_add(s, "a"), 0);
+    assert_int_equal(orch_seen_add(s, "a"), 1);
+    assert_int_equal(orch_seen_remove(s, "a"), 1);
+    assert_int_equal(orch_seen_remove(s, "a"), 0);
+    assert_int_equal(orch_seen_add(s, "a"), 0);
+    for (int i = 0; i < ORCH_REMEMBERED - 1; i++) {
+        snprintf(id, sizeof(id), "id-%d", i);
+        assert_int_equal(orch_seen_add(s, id), 0);
+    }
+    assert_int_equal(orch_seen_add(s, "a"), 1);   /* still remembered: the ring is full */
+    assert_int_equal(orch_seen_add(s, "new"), 0); /* the oldest ("a") is forgotten */
+    assert_int_equal(orch_seen_add(s, "a"), 0);
+    free(s);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(expand_known_variables),
+        cmocka_unit_test(expand_refusals),
+        cmocka_unit_test(path_under),
+        cmocka_unit_test(seen_is_bounded),
+    };
+    return UNIT_RUN("orch", tests, NULL, NULL);
+}

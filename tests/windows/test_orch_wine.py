@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""test_orch_wine.py - the session orchestrator of agent.exe under Wine (service/orch/):
+agent.exe --console checks in with the deployment simulator (user_sso on), installs .cmd
+scripts and builtin hooks from the server's file mappings, then the simulator plays the
+deployment: POST /session_start (a file mapping outside any profile, a storage mapping) and
+POST /session_end. Asserted: the hooks and scripts ran through cmd.exe in the order of
+KASM_INTERFACE.md section 5 with their KASM_* variables, the mapped file was written and
+removed again, the deployment saw the mapping's contents fetched and then `running`, and
+`destroyed` at the end; a second session_start of the same kasm_id does not run again; no
+token in the log.
+
+Usage: test_orch_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
+Exit status 0 when every check passes.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "sim"))
+import kasm_sim as K  # noqa: E402  (path set above)
+
+START_TIMEOUT = 240  # the first Wine start may create the prefix
+PIPE = "\\\\.\\pipe\\kasm-test-orch-%d" % os.getpid()
+
+
+def hook(name):
+    return (b"@echo off\r\n>>\"%~dp0..\\..\\hooks.txt\" echo " + name.encode() +
+            b" %KASM_KASM_ID%\r\n")
+
+
+START_CMD = (b"@echo off\r\n"
+             b">>\"%~dp0..\\..\\start.txt\" echo id=%KASM_KASM_ID% user=%KASM_USERNAME% "
+             b"uid=%KASM_USER_ID% host=%KASM_API_HOST% port=%KASM_API_PORT% "
+             b"remote=%KASM_IS_REMOTE_APP%\r\n"
+             b">>\"%~dp0..\\..\\hooks.txt\" echo session_start %KASM_KASM_ID%\r\n")
+END_CMD = (b"@echo off\r\n"
+           b">>\"%~dp0..\\..\\hooks.txt\" echo session_end %KASM_KASM_ID%\r\n")
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def win_path(path):
+    return "Z:" + path.replace("/", "\\")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--wine-run", required=True)
+    ap.add_argument("--agent", required=True)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="kasm-orch-wine-")
+    log = os.path.join(tmp, "agent.log")
+    cfg = os.path.join(tmp, "config.yaml")
+    sim = K.KasmSimulator(K.SimConfig(token_lifetime=600, grace=30, user_sso=True))
+    sim.start()
+    token = sim.mint_agent_token(lifetime=600)
+    sim.add_file_mapping("scripts\\session_start\\10_start.cmd", START_CMD)
+    sim.add_file_mapping("scripts\\session_end\\10_end.cmd", END_CMD)
+    for name in ("load_persistent_profile", "save_persistent_profile", "map_storage",
+                 "unmap_storage"):
+        sim.add_file_mapping(f"scripts\\builtin\\{name}.cmd", hook(name))
+    with open(cfg, "w", encoding="utf-8") as f:
+        f.write("port: 0\nlisten_address: 127.0.0.1\nregistered: true\n"
+                f"api_host: 127.0.0.1\napi_port: {sim.api_port}\nserver_id: {sim.server_id}\n"
+                f"log_file: {win_path(log)}\nsession_helper: {win_path(tmp + '/none.exe')}\n"
+                f"agent_jwt_token: {token}\nadmin_socket: {PIPE}\nscript_timeout: 30\n"
+                f"jwt_public_key: {win_path(sim.jwt_public_key_file)}\n"
+                f"script_path: {win_path(tmp + '/scripts')}\n")
+    env = dict(os.environ, KASM_HEARTBEAT_MS="500")
+    proc = subprocess.Popen([args.wine_run, args.agent, "--console", "--cfg", win_path(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+
+    def text():
+        try:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait(pred, what, timeout=120):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = pred()
+            if r:
+                return r
+            if proc.poll() is not None:
+                raise Fail(f"agent.exe exited with {proc.returncode} while waiting for {what}")
+            time.sleep(0.2)
+        raise Fail(f"{what} did not happen within {timeout} s:\n{text()[-3000:]}")
+
+    def read(name):
+        try:
+            with open(os.path.join(tmp, name), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    rc = 0
+    try:
+        wait(lambda: "service start work done" in text(), "the service start work",
+             START_TIMEOUT)
+        m = wait(lambda: re.search(r"listening on https://[^:]+:(\d+)", text()), "the API port")
+        port = int(m.group(1))
+        kasm_id = uuid.uuid4().hex
+        ident = K.AgentIdentity(username="kasm_wine_user", user_id=uuid.uuid4().hex,
+                                kasm_id=kasm_id, server_id=sim.server_id)
+        client = K.AgentClient(f"https://127.0.0.1:{port}", sim, ident)
+        shared = os.path.join(tmp, "shared", "app.ini")
+        payload = client.session_payload(file_mappings={"m": (win_path(shared), b"[app]\r\n")})
+        payload["storage_mappings"] = {"Share": {"volume_config": {"driver_opts": {"type": "local"}},
+                                                 "mount_config": {"read_only": True}}}
+        since = sim.calls()[-1].seq
+        for _ in range(2):  # the second one must not run again
+            r = client.request("POST", "/session_start", client.session_token(),
+                               json.dumps(payload).encode(), "application/json")
+            check((r.status, r.body) == (200, b"ok"), f"session_start answered {r.status}")
+        wait(lambda: any(s.get("status") == "running" for s in sim.session_statuses(kasm_id)),
+             "the running report")
+        wait(lambda: f"session_start for kasm_id {kasm_id} done" in text(), "the start done")
+        wait(lambda: "this session already started" in text(), "the duplicate refused")
+        t = text()
+        start = read("start.txt").strip().splitlines()
+        check(len(start) == 1, f"session_start scripts ran {len(start)} times")
+        check(start[0].strip() == f"id={kasm_id} user=kasm_wine_user uid={ident.user_id} "
+              f"host=127.0.0.1 port={sim.api_port} remote=false", f"start.txt {start!r}")
+        with open(shared, "rb") as f:
+            check(f.read() == b"[app]\r\n", "the mapped file's contents")
+        calls = [c for c in sim.calls(since=since)
+                 if c.path in ("/api/admin/get_file_mapping_contents",
+                               "/api/set_kasm_session_status")]
+        check([c.path.rsplit("/", 1)[1] for c in calls] ==
+              ["get_file_mapping_contents", "set_kasm_session_status"],
+              f"calls {[c.path for c in calls]}")
+        check(calls[-1].body == {"kasm_id": kasm_id, "status": "running", "status_progress": 0},
+              f"running body {calls[-1].body}")
+        print("ok   session_start: profile hook, file mapping, map_storage, session_start "
+              ".cmd with KASM_* variables, then running; the duplicate did not run")
+
+        end = client.session_payload(ending=True)
+        end["file_mappings"] = payload["file_mappings"]
+        end["storage_mappings"] = payload["storage_mappings"]
+        r = client.request("POST", "/session_end", client.session_token(),
+                           json.dumps(end).encode(), "application/json")
+        check((r.status, r.body) == (200, b"ok"), f"session_end answered {r.status}")
+        wait(lambda: any(s.get("destroyed") is True for s in sim.session_statuses(kasm_id)),
+             "the destroyed report")
+        hooks = [ln.split()[0] for ln in read("hooks.txt").splitlines() if ln.strip()]
+        check(hooks == ["load_persistent_profile", "map_storage", "session_start",
+                        "unmap_storage", "save_persistent_profile", "session_end"],
+              f"hooks in order: {hooks}")
+        check(not os.path.exists(shared), "the mapped file was not removed at session_end")
+        last = sim.session_statuses(kasm_id)[-1]
+        check(last == {"kasm_id": kasm_id, "status_progress": 0, "destroyed": True},
+              f"destroyed body {last}")
+        print("ok   session_end: unmap_storage, save hook, session_end .cmd, file removed, "
+              "then destroyed")
+        t = text()
+        tokens = [token] + [c.token for c in sim.calls() if c.token]
+        check(not any(tk in t for tk in tokens), "a token appears in the agent's log")
+        check("eyJ" not in t, "something like a JWT appears in the agent's log")
+        print("ok   no token in the log")
+    except Fail as ex:
+        print(f"FAIL {ex}")
+        print(text()[-4000:])
+        rc = 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        sim.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

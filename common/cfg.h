@@ -63,6 +63,8 @@ struct cfg {
     char sessions_file[CFG_PATH_MAX];  /* POSIX declared sessions; "" = logind */
     /* scripts (service/scripts/) */
     int script_timeout; /* seconds one script may run before its process tree is killed, 300 */
+    /* the log shipper (service/deploy/logship.c) */
+    char log_forward_level[16]; /* "off", "debug", "info" (default), "warning", ... */
 
     /* --- bookkeeping --- */
     char path[CFG_PATH_MAX]; /* file it was loaded from / will be saved to */

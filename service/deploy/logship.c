@@ -656,6 +656,11 @@ int dls_start(struct dls **out, struct cfg *cfg, struct dlc *lifecycle, struct e
     o.min_level = level;
     env_ms("KASM_LOGSHIP_AGE_MS", &o.flush_age_ms);
     env_ms("KASM_LOGSHIP_RETRY_MS", &o.retry_cap_ms);
+    {
+        uint32_t cap = 0;
+        if (env_ms("KASM_LOGSHIP_QUEUE", &cap) && cap <= DLS_CAPACITY)
+            o.capacity = cap;
+    }
     if (o.retry_cap_ms && o.retry_cap_ms < DLS_RETRY_BASE_MS)
         o.retry_base_ms = o.retry_cap_ms;
     if (!(real = calloc(1, sizeof(*real))))

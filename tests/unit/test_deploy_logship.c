@@ -316,6 +316,26 @@ static void batch_size_capped(void **state)
     dls_destroy(s);
 }
 
+/* Through the real logger: what the hook queues is already redacted. */
+static void records_are_redacted(void **state)
+{
+    struct fake f;
+    struct dls *s = make(&f, 0, LOG_LEVEL_INFO);
+    (void)state;
+
+    log_set_hook(dls_hook, s);
+    log_write(LOG_LEVEL_INFO, "test", "token=%s password: hunter2",
+              "eyJhbGciOiJSUzI1NiJ9.eyJzZXJ2ZXJfaWQiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl");
+    log_write(LOG_LEVEL_INFO, "logship", "the shipper's own line");
+    log_set_hook(NULL, NULL);
+    assert_int_equal(dls_pump(s, 1), 0);
+    assert_int_equal(f.last_count, 1);
+    assert_non_null(strstr(f.last, LOG_REDACTED));
+    assert_null(strstr(f.last, "eyJ"));
+    assert_null(strstr(f.last, "hunter2"));
+    dls_destroy(s);
+}
+
 static void parse_level(void **state)
 {
     (void)state;
@@ -338,6 +358,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(not_ready_waits),
         cmocka_unit_test(level_and_module_filter),
         cmocka_unit_test(batch_size_capped),
+        cmocka_unit_test(records_are_redacted),
         cmocka_unit_test(parse_level),
     };
     return UNIT_RUN("deploy_logship", tests, NULL, NULL);

@@ -513,7 +513,7 @@ static enum dls_verdict real_send(void *ctx, const char *records, struct err *e)
     char hosts[DAPI_MAX_HOSTS][256];
     char *token = NULL, *target = NULL, *body = NULL;
     enum dls_verdict v = DLS_NOT_READY;
-    int registered;
+    int registered, stopping;
 
     if (!r->ready) {
         struct dlc_history h;
@@ -535,8 +535,12 @@ static enum dls_verdict real_send(void *ctx, const char *records, struct err *e)
     registered = r->cfg->registered;
     token = r->cfg->agent_jwt_token ? strdup(r->cfg->agent_jwt_token) : NULL;
     dlc_cfg_unlock(r->dlc);
-    conn.net.connect_timeout_ms = 5000;
-    conn.net.io_timeout_ms = 15000;
+    plat_mutex_lock(r->owner->lock);
+    stopping = r->owner->stop;
+    plat_mutex_unlock(r->owner->lock);
+    /* the last attempt while the service stops is short: the service manager is waiting */
+    conn.net.connect_timeout_ms = stopping ? 2000 : 5000;
+    conn.net.io_timeout_ms = stopping ? 5000 : 15000;
     conn.net.max_body = 64 * 1024;
     if (!registered || !token || !*token || !conn.host_count) {
         err_set(e, ERR_BUSY, "the agent has no token or no deployment host");
@@ -607,6 +611,7 @@ static int env_ms(const char *name, uint32_t *out)
 static void thread_main(void *arg)
 {
     struct dls *s = arg;
+    int last;
 
     on_shipper_thread = 1;
     for (;;) {
@@ -627,7 +632,10 @@ static void thread_main(void *arg)
         plat_mutex_unlock(s->lock);
     }
     /* the service stops: one last attempt for what waits (no retry) */
-    if (s->count || s->drop_pending)
+    plat_mutex_lock(s->lock);
+    last = s->count || s->drop_pending;
+    plat_mutex_unlock(s->lock);
+    if (last)
         dls_pump(s, 1);
 }
 

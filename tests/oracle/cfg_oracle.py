@@ -38,6 +38,7 @@ OUR_DEFAULTS = {
     "session_helper": "",
     "sessions_file": "",
     "script_timeout": 300,
+    "log_forward_level": "info",
 }
 
 KASM_KEYS = [

@@ -99,6 +99,7 @@ static const struct key_desc keys[] = {
     K_STR(sessions_file),
     K_INT(script_timeout, 1, 86400),
     K_BOOL(logoff_on_session_end),
+    K_STR(log_forward_level),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -979,6 +980,7 @@ void cfg_defaults(struct cfg *c, const char *base_dir)
     c->max_concurrent_uploads = 8;
     c->num_threads = 16;
     c->script_timeout = 300;
+    snprintf(c->log_forward_level, sizeof(c->log_forward_level), "%s", "info");
     /* A path that does not fit stays "" (and fails loudly when used). */
     if (fs_join(base_dir, "certs", certs, sizeof(certs), NULL) == 0) {
         fs_join(certs, "key.pem", c->server_private_key, sizeof(c->server_private_key), NULL);

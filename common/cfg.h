@@ -65,6 +65,8 @@ struct cfg {
     int script_timeout; /* seconds one script may run before its process tree is killed, 300 */
     /* session orchestration (service/orch/) */
     int logoff_on_session_end; /* session_end logs the user off (Windows), false */
+    /* the log shipper (service/deploy/logship.c) */
+    char log_forward_level[16]; /* "off", "debug", "info" (default), "warning", ... */
 
     /* --- bookkeeping --- */
     char path[CFG_PATH_MAX]; /* file it was loaded from / will be saved to */

@@ -21,6 +21,7 @@
 #include "err.h"
 #include "fsutil.h"
 #include "lifecycle.h"
+#include "logship.h"
 #include "log.h"
 #include "plat.h"
 #include "register.h"
@@ -389,6 +390,7 @@ static int agent_run(struct svc_host *h, void *arg)
     struct log_options lo = {0};
     struct adm *admin = NULL;     /* the admin channel for agentctl (service/admin/adm.h) */
     struct dlc *lifecycle = NULL; /* owns cfg's token fields and config.yaml while it runs */
+    struct dls *shipper = NULL;   /* log records to the deployment */
     struct api *api = NULL;       /* the HTTPS API (service/api/api.h) */
     struct sesm *sessions = NULL; /* the session helpers (service/session/sesm.h); may be NULL */
     struct scr_startup *startup = NULL; /* service-start scripts (service/scripts/), may be NULL */
@@ -444,6 +446,9 @@ static int agent_run(struct svc_host *h, void *arg)
     }
     dlc_set_debug_override(lifecycle, c->args->debug); /* --debug wins over a reload */
     adm_attach(admin, lifecycle, NULL, NULL);          /* from now on config reads take its lock */
+    /* Log records to the deployment (service/deploy/logship.c); not fatal. */
+    if (dls_start(&shipper, &cfg, lifecycle, &e) < 0)
+        log_warning("%s; log records are not sent to the deployment", e.msg);
 
     /* The session helpers (service/session/): without them the agent still serves what
      * does not need a user's session, so a failure here is logged, not fatal. */
@@ -468,6 +473,7 @@ static int agent_run(struct svc_host *h, void *arg)
     if ((rc = api_start(&api, &cfg, &guard, sessions, &e)) < 0) {
         adm_stop(admin);
         sesm_stop(sessions);
+        dls_stop(shipper);
         dlc_stop(lifecycle);
         scr_startup_stop(startup);
         log_shutdown();
@@ -488,6 +494,7 @@ static int agent_run(struct svc_host *h, void *arg)
     /* The API before the rest: no new requests, the queued session work finishes. */
     api_stop(api);
     sesm_stop(sessions); /* after the API: no route holds a lease any more */
+    dls_stop(shipper);   /* before the lifecycle: it reads the token under its lock */
     dlc_stop(lifecycle); /* first: it writes config.yaml */
     /* after the lifecycle (no check-in hook any more): a running startup script is killed */
     scr_startup_stop(startup);

@@ -62,6 +62,7 @@ static const struct drl_key drl_keys[] = {
     DRL_I(num_threads, DRL_RESTART),
     DRL_S(session_helper, DRL_RESTART),
     DRL_S(sessions_file, DRL_RESTART),
+    DRL_S(log_forward_level, DRL_RESTART), /* read by the log shipper at start */
 };
 #define DRL_NKEYS (sizeof(drl_keys) / sizeof(drl_keys[0]))
 

@@ -39,6 +39,7 @@ OUR_DEFAULTS = {
     "sessions_file": "",
     "script_timeout": 300,
     "logoff_on_session_end": False,
+    "log_forward_level": "info",
 }
 
 KASM_KEYS = [

@@ -63,6 +63,7 @@ static cJSON *to_json(const struct cfg *c)
     add_str(o, "sessions_file", c->sessions_file);
     cJSON_AddNumberToObject(o, "script_timeout", c->script_timeout);
     cJSON_AddBoolToObject(o, "logoff_on_session_end", c->logoff_on_session_end);
+    add_str(o, "log_forward_level", c->log_forward_level);
     for (size_t i = 0; i < cfg_unknown_count(c); i++)
         cJSON_AddItemToArray(unknown, cJSON_CreateString(cfg_unknown_key(c, i)));
     cJSON_AddItemToObject(o, "_unknown", unknown);

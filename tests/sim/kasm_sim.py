@@ -447,10 +447,11 @@ class SimConfig:
     refresh_reply_nested: bool = False  # put it under "server_agent"
     error_status: int = 200  # HTTP status of {"error_message": ...} replies
     date_offset: int = 0  # seconds added to the API's HTTP Date header (a skewed clock)
+    component_log: bool = True  # False: a deployment before 1.18 (component_log answers 404)
 
     RUNTIME_KEYS: ClassVar[tuple[str, ...]] = (
         "token_lifetime", "grace", "multi_user", "user_sso", "refresh_reply_key",
-        "refresh_reply_nested", "error_status", "date_offset")
+        "refresh_reply_nested", "error_status", "date_offset", "component_log")
     SIGNED_KEYS: ClassVar[tuple[str, ...]] = ("date_offset",)  # may be negative
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -832,6 +833,8 @@ class DeploymentApi:
         return self._gate(req.check) or self._store_logs("kasm_session_log", req.json)
 
     def _ep_component_log(self, req: ApiRequest) -> Reply:
+        if not self.config.component_log:
+            return Reply(404, {"error_message": "Not Found"})
         body = req.body_dict() or {}
         return self._gate(req.check) or self._store_logs("component_log", body.get("logs"))
 
@@ -854,13 +857,13 @@ class DeploymentApi:
 # Faults and the call record
 # --------------------------------------------------------------------------------------------
 
-FAULT_KINDS = ("down", "slow", "http403", "http500", "error200", "malformed", "expired_token",
+FAULT_KINDS = ("down", "slow", "http400", "http403", "http500", "error200", "malformed", "expired_token",
                "bad_signature", "tls_unknown_ca")
-FAULT_ALIASES = {"403": "http403", "500": "http500", "error_message": "error200",
+FAULT_ALIASES = {"400": "http400", "403": "http403", "500": "http500", "error_message": "error200",
                  "bad_json": "malformed", "malformed_json": "malformed",
                  "expired": "expired_token", "wrong_signature": "bad_signature",
                  "tls": "tls_unknown_ca", "unknown_ca": "tls_unknown_ca"}
-SHORT_CIRCUIT_FAULTS = ("down", "http403", "http500", "error200", "malformed")
+SHORT_CIRCUIT_FAULTS = ("down", "http400", "http403", "http500", "error200", "malformed")
 REPLY_TOKEN_FAULTS = ("expired_token", "bad_signature")
 CONNECTION_FAULTS = ("down", "tls_unknown_ca")
 MALFORMED_BODY = b'{"operational_status": "running", "server_agent": {"agent_jwt_token": '
@@ -874,7 +877,7 @@ class Fault:
     endpoint: str = "*"
     count: Optional[int] = None
     delay: float = 2.0  # slow: seconds
-    message: str = ""  # http403 / http500 / error200 text
+    message: str = ""  # http400 / http403 / http500 / error200 text
     seconds: Optional[float] = None  # down (global, no count): come back after this long
     age: int = 60  # expired_token: how many seconds before now the token expired
 
@@ -892,7 +895,8 @@ class Fault:
         if fault.kind == "tls_unknown_ca" and fault.endpoint != "*":
             raise ValueError("tls_unknown_ca is per connection: it cannot target an endpoint")
         if not fault.message:
-            fault.message = "Internal Server Error" if kind == "http500" else ERR_ACCESS_DENIED
+            fault.message = {"http500": "Internal Server Error",
+                             "http400": "Bad Request"}.get(kind, ERR_ACCESS_DENIED)
         return fault
 
     @property
@@ -1625,6 +1629,8 @@ class KasmSimulator:
     def _fault_reply(fault: Fault) -> Reply:
         if fault.kind == "down":
             return Reply(reset=True)
+        if fault.kind == "http400":
+            return Reply(400, {"error_message": fault.message})
         if fault.kind == "http403":
             return Reply(403, {"error_message": fault.message})
         if fault.kind == "http500":

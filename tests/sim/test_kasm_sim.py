@@ -482,6 +482,30 @@ class EndpointTests(SimTestCase):
         resp = api_call("POST", "/api/component_log", body={"logs": [record]})
         self.assertEqual(resp.json(), {"error_message": K.ERR_ACCESS_DENIED})
 
+    def test_log_endpoints_old_deployment_and_faults(self) -> None:
+        record = {"levelname": "INFO", "message": "hello", "host": "win1",
+                  "application": "kasm_agent", "ingest_date": "2024-01-01T00:00:00Z"}
+        agent = SIM.mint_agent_token()
+        # a deployment before 1.18 has no component_log; kasm_session_log still works
+        SIM.configure(component_log=False)
+        resp = api_call("POST", "/api/component_log", body={"token": agent, "logs": [record]})
+        self.assertEqual(resp.status, 404)
+        resp = api_call("POST", "/api/kasm_session_log", {"token": agent}, [record])
+        self.assertEqual((resp.status, resp.json()), (200, {}))
+        SIM.configure(component_log=True)
+        # faults on the log endpoints: 400 and 500, recorded, nothing stored
+        SIM.inject("400", "component_log", count=1)
+        resp = api_call("POST", "/api/component_log", body={"token": agent, "logs": [record]})
+        self.assertEqual((resp.status, resp.json()), (400, {"error_message": "Bad Request"}))
+        SIM.inject("http500", "kasm_session_log", count=1)
+        resp = api_call("POST", "/api/kasm_session_log", {"token": agent}, [record])
+        self.assertEqual(resp.status, 500)
+        self.assertEqual([e["endpoint"] for e in SIM.logs()], ["kasm_session_log"])
+        self.assertEqual([c.status for c in SIM.calls("component_log")], [404, 400])
+        resp = api_call("POST", "/api/component_log", body={"token": agent, "logs": [record]})
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(len(SIM.logs()), 2)
+
     def test_server_status_keepalive(self) -> None:
         body = {"status": "running", "status_message": "ok", "status_progress": 100}
         resp = api_call("POST", "/api/set_server_status", {"token": SIM.mint_agent_token()}, body)

@@ -20,7 +20,7 @@
 #include "plat.h"
 #include "reply.h"
 
-#define AUTH_RECENT_SECONDS 3 /* a file changed this recently is compared byte by byte */
+#define AUTH_RECENT_SECONDS 3  /* a file changed this recently is compared byte by byte */
 #define AUTH_CACHE_SLOTS    64 /* tokens remembered as verified, per key */
 
 /*

@@ -17,14 +17,15 @@
 5. HTTPS from Linux to 127.0.0.1:<port> with a user token of the simulator: healthcheck, a
    100 MB upload in 10 Dropzone chunks (through the session helper under Wine's service, into
    the redirected Downloads), the listing, the download with the same SHA-256, and a
-   screenshot (a PNG of the requested width) when the test has an X display.
+   screenshot (a PNG of the requested width) when the test has an X display; then
+   POST /session_start and /session_end with .cmd hooks placed in the installed
+   scripts\\session_start and scripts\\session_end: the hooks ran with their KASM_* variables
+   and the simulator saw the `running` and `destroyed` reports.
 6. A major upgrade to the same build with a higher version (built here with wix/build-msi.sh):
    the service runs again, config.yaml (server id, token, port), certs\\ and a file in
    Upload\\ are kept, the uploaded file is still served with the same hash, the registry shows
    the new version only; installing the older MSI again is refused.
 7. msiexec /x: no service, no install folder, no Event Log source.
-session_start/session_end with a .cmd hook are not tested: the script runner (issue 6) does
-not exist yet.
 
 Usage: test_msi_wine.py --wine-run cmake/wine-run.sh --msi X.msi --version-file VERSION
                         --build-msi wix/build-msi.sh --wxs wix/kasm.wxs --bin-dir BIN
@@ -34,6 +35,7 @@ Exit status 0 when every check passes, 77 when wixl/msitools are missing, 1 on a
 import argparse
 import hashlib
 import http.client
+import json
 import os
 import pwd
 import re
@@ -454,6 +456,42 @@ def main():
         else:
             print("note no screenshot: Xvfb is not installed, Wine has no display")
 
+        # session_start / session_end through the installed service, with .cmd hooks of the
+        # administrator in the installed scripts\ folders (docs/sessions.md)
+        hooks_txt = os.path.join(tmp, "hooks.txt")  # outside the install folder
+        for folder, what in (("session_start", "start"), ("session_end", "end")):
+            with open(os.path.join(kasm_dir, "scripts", folder, f"10_{what}.cmd"), "wb") as f:
+                f.write(b"@echo off\r\n>>\"" + win_path(hooks_txt).encode() + b"\" echo " +
+                        what.encode() + b" %KASM_KASM_ID% %KASM_USERNAME%\r\n")
+        kasm_id = uuid.uuid4().hex
+        ident = K.AgentIdentity(username="msi_user", user_id=uuid.uuid4().hex,
+                                kasm_id=kasm_id, server_id=sim.server_id)
+        sc = K.AgentClient(f"https://127.0.0.1:{port}", sim, ident)
+        for path, body, report in (
+                ("/session_start", sc.session_payload(), lambda s: s.get("status") == "running"),
+                ("/session_end", sc.session_payload(ending=True),
+                 lambda s: s.get("destroyed") is True)):
+            r = sc.request("POST", path, sc.session_token(), json.dumps(body).encode(),
+                           "application/json")
+            check((r.status, r.body) == (200, b"ok"), f"{path} answered {r.status} {r.body!r}")
+            wait(lambda: any(report(st) for st in sim.session_statuses(kasm_id)),
+                 f"the status report after {path}")
+
+        def hook_lines():
+            try:
+                with open(hooks_txt, encoding="utf-8", errors="replace") as f:
+                    return [ln.split() for ln in f.read().splitlines() if ln.strip()]
+            except OSError:
+                return []
+        check(hook_lines() == [["start", kasm_id, "msi_user"], ["end", kasm_id, "msi_user"]],
+              f"the session hooks ran: {hook_lines()}")
+        statuses = sim.session_statuses(kasm_id)
+        check(statuses[-1] == {"kasm_id": kasm_id, "status_progress": 0, "destroyed": True} and
+              any(st == {"kasm_id": kasm_id, "status": "running", "status_progress": 0}
+                  for st in statuses), f"the session status reports: {statuses}")
+        print("ok   session_start and session_end: the .cmd hooks in scripts\\ ran with "
+              "KASM_KASM_ID and KASM_USERNAME; the simulator saw running, then destroyed")
+
         # Major upgrade to a higher version of the same build
         parts = [int(x) for x in version.split(".")]
         new_version = f"{parts[0]}.{parts[1]}.{parts[2] + 1}"
@@ -504,8 +542,6 @@ def main():
                   r"\Application\Kasm", ok=False)
         check(ev.returncode != 0, "the Event Log source Kasm is left")
         print("ok   msiexec /x: no service Kasm, no install folder, no Event Log source")
-        print("note session_start/session_end .cmd hooks: not tested here yet (the session "
-              "orchestration of issue 6 runs them; wine_scripts tests the script runner)")
     except Exception as e:  # Fail, or a refused connection, a timeout
         rc = 1
         print(f"FAIL {e if isinstance(e, Fail) else repr(e)}\n---- agent log (end) ----\n"

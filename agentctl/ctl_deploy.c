@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "timefmt.h"
 
 #define CTL_DEPLOY_TOKEN_MAX 1536 /* fits the request's 2 KiB of arguments with the rest */
 
@@ -58,19 +59,6 @@ static double ctl_deploy_num(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
-static void ctl_deploy_duration(double secs, char *out, size_t cap)
-{
-    long long s = (long long)(secs < 0 ? 0 : secs);
-    if (s >= 86400)
-        snprintf(out, cap, "%lld d %lld h", s / 86400, s % 86400 / 3600);
-    else if (s >= 3600)
-        snprintf(out, cap, "%lld h %lld min", s / 3600, s % 3600 / 60);
-    else if (s >= 60)
-        snprintf(out, cap, "%lld min %lld s", s / 60, s % 60);
-    else
-        snprintf(out, cap, "%lld s", s);
 }
 
 static int ctl_deploy_usage(const char *prog, const char *msg)
@@ -163,7 +151,10 @@ void ctl_deploy_print_history(const cJSON *r)
         return; /* the lifecycle is not running */
     if (next) {
         char d[64];
-        ctl_deploy_duration(ctl_deploy_num(r, "next_refresh_in_seconds"), d, sizeof(d));
+        {
+            double in = ctl_deploy_num(r, "next_refresh_in_seconds");
+            tfmt_duration(in < 0 ? 0 : (int64_t)in, d, sizeof(d)); /* overdue: "in 0 s" */
+        }
         printf("%-16s %s (in %s; heartbeat every %.0f s)\n", "next refresh", next, d,
                ctl_deploy_num(r, "heartbeat_seconds"));
     } else

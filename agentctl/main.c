@@ -27,6 +27,7 @@
 #include "fsutil.h"
 #include "plat.h"
 #include "proto.h"
+#include "timefmt.h"
 
 #ifdef _WIN32
 #define PROG "agentctl.exe"
@@ -282,19 +283,6 @@ static int jbool(const cJSON *o, const char *k)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
-static void fmt_duration(double secs, char *out, size_t cap)
-{
-    long long s = (long long)(secs < 0 ? -secs : secs);
-    if (s >= 86400)
-        snprintf(out, cap, "%lld d %lld h", s / 86400, s % 86400 / 3600);
-    else if (s >= 3600)
-        snprintf(out, cap, "%lld h %lld min", s / 3600, s % 3600 / 60);
-    else if (s >= 60)
-        snprintf(out, cap, "%lld min %lld s", s / 60, s % 60);
-    else
-        snprintf(out, cap, "%lld s", s);
-}
-
 static void print_token(const cJSON *r)
 {
     char d[64];
@@ -309,7 +297,7 @@ static void print_token(const cJSON *r)
         printf("%-16s %s\n", "agent token", "present, no expiry");
         return;
     }
-    fmt_duration(jnum(r, "token_seconds_left"), d, sizeof(d));
+    tfmt_duration((int64_t)jnum(r, "token_seconds_left"), d, sizeof(d));
     if (jbool(r, "token_expired"))
         printf("%-16s expired %s (%s ago)\n", "agent token", jstr(r, "token_expires_text"), d);
     else
@@ -322,7 +310,7 @@ static void print_status_misc(const cJSON *r)
 {
     char d[64];
 
-    fmt_duration(jnum(r, "cert_seconds_left"), d, sizeof(d));
+    tfmt_duration((int64_t)jnum(r, "cert_seconds_left"), d, sizeof(d));
     if (*jstr(r, "cert_error"))
         printf("%-16s %s\n", "certificate", jstr(r, "cert_error"));
     else
@@ -341,7 +329,7 @@ static void print_status(const cJSON *r)
     char up[64];
     int n = 0;
 
-    fmt_duration(jnum(r, "uptime_seconds"), up, sizeof(up));
+    tfmt_duration((int64_t)jnum(r, "uptime_seconds"), up, sizeof(up));
     printf("%-16s running, version %s, pid %.0f\n", "agent", jstr(r, "version"), jnum(r, "pid"));
     printf("%-16s %s (up %s)\n", "started", jstr(r, "started"), up);
     printf("%-16s %s\n", "config", jstr(r, "config"));

@@ -36,6 +36,7 @@
 #include "range.h"
 #include "register.h"
 #include "sesm.h"
+#include "timefmt.h"
 
 #define ADMD_PEM_MAX          (1024u * 1024u)
 #define ADMD_NET_BUDGET_MS    12000u /* all deployment hosts together */
@@ -206,19 +207,6 @@ static void admd_fix(struct admd_check *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->fix, sizeof(c->fix), fmt, ap);
     va_end(ap);
-}
-
-static void admd_duration(int64_t secs, char *out, size_t cap)
-{
-    long long s = (long long)(secs < 0 ? -secs : secs);
-    if (s >= 86400)
-        snprintf(out, cap, "%lld d %lld h", s / 86400, s % 86400 / 3600);
-    else if (s >= 3600)
-        snprintf(out, cap, "%lld h %lld min", s / 3600, s % 3600 / 60);
-    else if (s >= 60)
-        snprintf(out, cap, "%lld min %lld s", s / 60, s % 60);
-    else
-        snprintf(out, cap, "%lld s", s);
 }
 
 static void admd_snapshot(const struct admd_ctx *x, struct admd_snap *s)
@@ -464,14 +452,14 @@ static void admd_check_certificate(const struct admd_snap *s, struct admd_state 
     if (nb > 0) {
         char from[64];
         dpol_format_time(plat_wall_time() + nb, from, sizeof(from));
-        admd_duration(nb, left, sizeof(left));
+        tfmt_duration(nb, left, sizeof(left));
         admd_say(c, v, "%s (%s) is not valid before %s (in %s)", s->cert, subject, from, left);
         admd_fix(c,
                  "check this machine's clock (see clock_skew); if it is right, the certificate "
                  "was issued for the future: %s",
                  ADMD_REGISTER);
     } else if (na <= 0) {
-        admd_duration(na, left, sizeof(left));
+        tfmt_duration(na, left, sizeof(left));
         admd_say(c, v, "%s (%s) expired %s (%s ago)", s->cert, subject, until, left);
         admd_fix(c, "renew it: %s, or replace %s and %s with a valid pair and %s", ADMD_REGISTER,
                  s->cert, s->key, ADMD_RESTART);
@@ -702,7 +690,7 @@ static void admd_check_token(const struct admd_snap *s, struct admd_check *c)
         return;
     }
     dpol_format_time(s->token.exp, when, sizeof(when));
-    admd_duration(s->token.exp - now, d, sizeof(d));
+    tfmt_duration(s->token.exp - now, d, sizeof(d));
     if (v == ADMD_FAIL) {
         admd_say(c, v, "the agent token expired %s (%s ago): the deployment refuses it", when, d);
         admd_fix(c,
@@ -733,7 +721,7 @@ static void admd_check_clock(const struct admd_snap *s, const struct admd_state 
         return;
     }
     skew = theirs - st->date_local;
-    admd_duration(skew, d, sizeof(d));
+    tfmt_duration(skew, d, sizeof(d));
     admd_say(c, admd_judge_skew(skew, s->leeway),
              "%s's clock is %s %s this machine's (HTTP Date %s); tokens allow %d s (jwt_leeway)",
              st->date_host, d, skew >= 0 ? "ahead of" : "behind", st->date, s->leeway);

@@ -1,9 +1,8 @@
 /*
- * ctl_misc.c - agentctl's exchange with the agent (ctl_exchange) and the commands that need
- * more than one reply: `screenshot` (the PNG follows the reply as DATA frames up to END and is
- * written to a temp file beside --out, renamed into place only when complete) and
- * `logs --follow` (a fresh `logs follow` request every second for the records after the last
- * one seen, until SIGINT or SIGTERM).
+ * ctl_misc.c - the agentctl commands that need more than one reply: `screenshot` (the PNG follows
+ * the reply as DATA frames up to END and is written to a temp file beside --out, renamed into place
+ * only when complete) and `logs --follow` (a fresh `logs follow` request every second for the
+ * records after the last one seen, until SIGINT or SIGTERM).
  */
 #include "ctl_misc.h"
 
@@ -14,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ctl_exchange.h"
 #include "plat.h"
 
 #ifdef _WIN32
@@ -43,68 +43,6 @@ int ctl_exit_code(int rc)
     default:
         return CTL_MISC_FAILED;
     }
-}
-
-static int ctl_read_frame_header(struct ctl_conn *c, uint64_t deadline, struct proto_header *h,
-                                 struct err *e)
-{
-    uint8_t hdr[PROTO_HEADER_SIZE];
-    int rc;
-    if ((rc = ctl_read(c, hdr, sizeof(hdr), deadline, e)) < 0)
-        return rc;
-    return proto_header_decode(hdr, h, e);
-}
-
-int ctl_exchange(const char *endpoint, int debug, const char *command, const char *args_json,
-                 uint32_t timeout_ms, struct proto_admin_reply *rep, struct ctl_conn **keep,
-                 struct err *e)
-{
-    struct proto_admin_request req;
-    struct ctl_conn *c = NULL;
-    uint8_t hdr[PROTO_HEADER_SIZE];
-    struct proto_header h;
-    struct proto_frame *f = NULL;
-    uint64_t deadline = plat_monotonic_ms() + timeout_ms;
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
-
-    memset(&req, 0, sizeof(req));
-    memset(rep, 0, sizeof(*rep));
-    if (keep)
-        *keep = NULL;
-    snprintf(req.command, sizeof(req.command), "%s", command);
-    if (strlen(args_json) >= sizeof(req.args)) {
-        rc = err_set(e, ERR_INVALID, "the command's options are too long");
-        goto out;
-    }
-    memcpy(req.args, args_json, strlen(args_json) + 1);
-    if ((rc = proto_admin_request_encode(&req, &text, &len, e)) < 0 ||
-        (rc = ctl_connect(endpoint, debug, &c, e)) < 0)
-        goto out;
-    proto_header_encode(hdr, PROTO_ADMIN_REQUEST, (uint32_t)len, 1);
-    if ((rc = ctl_write(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
-        (rc = ctl_write(c, text, len, deadline, e)) < 0 ||
-        (rc = ctl_read_frame_header(c, deadline, &h, e)) < 0)
-        goto out;
-    if (h.type != PROTO_ADMIN_REPLY) {
-        rc =
-            err_set(e, ERR_PROTOCOL, "the agent answered with a %s frame", proto_type_name(h.type));
-        goto out;
-    }
-    if ((rc = proto_frame_alloc(&h, &f, e)) < 0 ||
-        (rc = ctl_read(c, f->payload, h.length, deadline, e)) < 0 ||
-        (rc = proto_admin_reply_decode(f->payload, h.length, rep, e)) < 0)
-        goto out;
-    if (keep) {
-        *keep = c;
-        c = NULL;
-    }
-out:
-    proto_frame_free(f);
-    ctl_close(c);
-    free(text);
-    return rc;
 }
 
 /* ---- screenshot ---- */

@@ -12,8 +12,7 @@
 
 #include "adm_endpoint.h"
 #include "cfg.h"
-#include "ctl_chan.h"
-#include "plat.h"
+#include "ctl_exchange.h"
 #include "proto.h"
 
 #define ADM_NOTIFY_TIMEOUT_MS 90000
@@ -53,50 +52,23 @@ int adm_notify_reload(const char *cfg_path, char *summary, size_t cap, struct er
 {
     struct cfg cfg;
     char endpoint[ADM_ENDPOINT_MAX];
-    struct proto_admin_request req;
     struct proto_admin_reply rep;
-    struct ctl_conn *c = NULL;
-    struct proto_frame *f = NULL;
-    struct proto_header h;
-    uint8_t hdr[PROTO_HEADER_SIZE];
-    uint64_t deadline = plat_monotonic_ms() + ADM_NOTIFY_TIMEOUT_MS;
-    char *text = NULL;
-    size_t len = 0;
     int rc;
 
     memset(&cfg, 0, sizeof(cfg));
-    memset(&req, 0, sizeof(req));
     memset(&rep, 0, sizeof(rep));
     if (summary && cap)
         summary[0] = '\0';
     if ((rc = cfg_load(&cfg, cfg_path, e)) < 0 ||
         (rc = adm_endpoint(cfg.admin_socket, endpoint, sizeof(endpoint), e)) < 0)
         goto out;
-    rc = ctl_connect(endpoint, 0, &c, e);
+    rc = ctl_exchange(endpoint, 0, "reload", "{}", ADM_NOTIFY_TIMEOUT_MS, &rep, NULL, e);
     if (rc == ERR_NOT_FOUND) { /* no agent runs with this configuration */
         err_clear(e);
         rc = 0;
         goto out;
     }
     if (rc < 0)
-        goto out;
-    snprintf(req.command, sizeof(req.command), "reload");
-    if ((rc = proto_admin_request_encode(&req, &text, &len, e)) < 0)
-        goto out;
-    proto_header_encode(hdr, PROTO_ADMIN_REQUEST, (uint32_t)len, 1);
-    if ((rc = ctl_write(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
-        (rc = ctl_write(c, text, len, deadline, e)) < 0 ||
-        (rc = ctl_read(c, hdr, sizeof(hdr), deadline, e)) < 0 ||
-        (rc = proto_header_decode(hdr, &h, e)) < 0)
-        goto out;
-    if (h.type != PROTO_ADMIN_REPLY) {
-        rc =
-            err_set(e, ERR_PROTOCOL, "the agent answered with a %s frame", proto_type_name(h.type));
-        goto out;
-    }
-    if ((rc = proto_frame_alloc(&h, &f, e)) < 0 ||
-        (rc = ctl_read(c, f->payload, h.length, deadline, e)) < 0 ||
-        (rc = proto_admin_reply_decode(f->payload, h.length, &rep, e)) < 0)
         goto out;
     if (rep.status != 0) {
         rc = err_set(e, ERR_INVALID, "%s", rep.error);
@@ -107,9 +79,6 @@ int adm_notify_reload(const char *cfg_path, char *summary, size_t cap, struct er
     rc = 1;
 out:
     proto_admin_reply_clear(&rep);
-    proto_frame_free(f);
-    ctl_close(c);
-    free(text);
     cfg_free(&cfg);
     return rc;
 }

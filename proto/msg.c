@@ -337,6 +337,81 @@ int proto_upload_result_decode(const void *payload, size_t len, struct proto_upl
                          e);
 }
 
+int proto_file_result_encode(const struct proto_file_result *m, char **out, size_t *len,
+                             struct err *e)
+{
+    return status_encode("FILE_RESULT", m->status, m->message, sizeof(m->message), out, len, e);
+}
+
+int proto_file_result_decode(const void *payload, size_t len, struct proto_file_result *m,
+                             struct err *e)
+{
+    memset(m, 0, sizeof(*m));
+    return status_decode("FILE_RESULT", payload, len, &m->status, m->message, sizeof(m->message),
+                         e);
+}
+
+/* ---- FILE_PUT and FILE_DELETE ---- */
+
+int proto_file_put_encode(const struct proto_file_put *m, char **out, size_t *len, struct err *e)
+{
+    static const char W[] = "FILE_PUT";
+    cJSON *o = msg_new(W, e);
+    int rc;
+
+    if (!o)
+        return OUT_OF_MEMORY;
+    if ((rc = STR(o, path, m)) == 0 && m->size > PROTO_FILE_PUT_MAX)
+        rc = err_set(e, ERR_TOO_LARGE, "FILE_PUT: field \"size\" is above %llu bytes",
+                     (unsigned long long)PROTO_FILE_PUT_MAX);
+    if (rc == 0)
+        rc = msg_put_u64(W, o, "size", m->size, e);
+    return msg_finish(W, o, rc, out, len, e);
+}
+
+int proto_file_put_decode(const void *payload, size_t len, struct proto_file_put *m, struct err *e)
+{
+    static const char W[] = "FILE_PUT";
+    cJSON *o;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    if ((rc = msg_parse(W, payload, len, &o, e)) < 0)
+        return rc;
+    if ((rc = GSTR(o, path, m)) == 0 && (rc = msg_get_u64(W, o, "size", &m->size, e)) == 0 &&
+        m->size > PROTO_FILE_PUT_MAX)
+        rc = err_set(e, ERR_TOO_LARGE, "FILE_PUT: field \"size\" is above %llu bytes",
+                     (unsigned long long)PROTO_FILE_PUT_MAX);
+    cJSON_Delete(o);
+    return rc;
+}
+
+int proto_file_delete_encode(const struct proto_file_delete *m, char **out, size_t *len,
+                             struct err *e)
+{
+    static const char W[] = "FILE_DELETE";
+    cJSON *o = msg_new(W, e);
+
+    if (!o)
+        return OUT_OF_MEMORY;
+    return msg_finish(W, o, STR(o, path, m), out, len, e);
+}
+
+int proto_file_delete_decode(const void *payload, size_t len, struct proto_file_delete *m,
+                             struct err *e)
+{
+    static const char W[] = "FILE_DELETE";
+    cJSON *o;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    if ((rc = msg_parse(W, payload, len, &o, e)) < 0)
+        return rc;
+    rc = GSTR(o, path, m);
+    cJSON_Delete(o);
+    return rc;
+}
+
 /* ---- LOG ---- */
 
 static int log_level_ok(const char *level)

@@ -294,7 +294,7 @@ static void pmux_stream_destroy(struct pmux_stream *s)
 static int pmux_is_terminal(uint32_t type)
 {
     return type == PROTO_END || type == PROTO_ERROR || type == PROTO_CANCEL ||
-           type == PROTO_UPLOAD_RESULT || type == PROTO_PONG;
+           type == PROTO_UPLOAD_RESULT || type == PROTO_FILE_RESULT || type == PROTO_PONG;
 }
 
 static int pmux_is_peer_id(const struct pmux *m, uint32_t id)
@@ -391,6 +391,7 @@ static void pmux_on_new(struct pmux *m, struct proto_frame *f, struct pmux_strea
     case PROTO_ERROR:
     case PROTO_PONG:
     case PROTO_UPLOAD_RESULT:
+    case PROTO_FILE_RESULT:
         goto drop; /* nothing to answer: the peer opened and abandoned it */
     case PROTO_PING:
         pmux_queue_reply(m, PROTO_PONG, id, NULL, 0);

@@ -19,10 +19,10 @@
  * the window breaks the protocol: the channel is closed) and returns CREDIT when the
  * application frees the frames (batched: once half a window has been consumed).
  *
- * Finishing: END, ERROR, CANCEL, UPLOAD_RESULT and PONG are terminal frames. A request is
- * finished once either side has sent one; pmux_close() of an unfinished request sends
- * CANCEL. pmux_write_data() stops with ERR_CANCELLED as soon as the peer has sent a
- * terminal frame other than END (it cancelled, failed, or answered early).
+ * Finishing: END, ERROR, CANCEL, UPLOAD_RESULT, FILE_RESULT and PONG are terminal frames. A request
+ * is finished once either side has sent one; pmux_close() of an unfinished request sends CANCEL.
+ * pmux_write_data() stops with ERR_CANCELLED as soon as the peer has sent a terminal frame other
+ * than END (it cancelled, failed, or answered early).
  *
  * Failure: a malformed or oversized header, a window violation, a bad HELLO or a version
  * mismatch closes the channel: the reader ends, every waiter gets ERR_IO with the cause,

@@ -44,6 +44,9 @@ uint32_t proto_max_len(uint32_t type)
     case PROTO_UPLOAD_RESULT:
     case PROTO_SHOT:
     case PROTO_SHOT_INFO:
+    case PROTO_FILE_PUT:
+    case PROTO_FILE_DELETE:
+    case PROTO_FILE_RESULT:
     case PROTO_ADMIN_REQUEST:
         return PROTO_JSON_MAX;
     case PROTO_ADMIN_REPLY:
@@ -94,6 +97,12 @@ const char *proto_type_name(uint32_t type)
         return "SHOT";
     case PROTO_SHOT_INFO:
         return "SHOT_INFO";
+    case PROTO_FILE_PUT:
+        return "FILE_PUT";
+    case PROTO_FILE_DELETE:
+        return "FILE_DELETE";
+    case PROTO_FILE_RESULT:
+        return "FILE_RESULT";
     case PROTO_ADMIN_REQUEST:
         return "ADMIN_REQUEST";
     case PROTO_ADMIN_REPLY:

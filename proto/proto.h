@@ -53,6 +53,13 @@
  *                The `screenshot` reply (status 0) is followed on the same connection by the
  *                PNG as DATA frames (request id 1, no CREDIT: the channel carries nothing else)
  *                and END; its result's "bytes" says how many.
+ *   FILE_PUT     service -> helper (file mappings, docs/sessions.md): {"path": str (relative to
+ *                the user's profile, '/'-separated), "size": u64 (<= PROTO_FILE_PUT_MAX)} -
+ *                the service then sends exactly size bytes as DATA... END; the helper
+ *                answers FILE_RESULT once (possibly early, after which the service stops).
+ *   FILE_DELETE  service -> helper: {"path": str} as for FILE_PUT; answer FILE_RESULT.
+ *   FILE_RESULT  {"status": int, "message": str}: 200 done, 404 (delete: no such file),
+ *                400 refused path, 403 leads out of the profile, 500 failure.
  * Types 64..127 are reserved for the admin channel (agentctl, issue 8).
  */
 #ifndef KASM_PROTO_H
@@ -88,6 +95,9 @@ enum proto_type {
     PROTO_UPLOAD_RESULT = 21,
     PROTO_SHOT = 22,
     PROTO_SHOT_INFO = 23,
+    PROTO_FILE_PUT = 24,
+    PROTO_FILE_DELETE = 25,
+    PROTO_FILE_RESULT = 26,
     PROTO_ADMIN_REQUEST = 64,
     PROTO_ADMIN_REPLY = 65,
 };
@@ -190,6 +200,19 @@ struct proto_shot_info {
     uint64_t size;
 };
 
+#define PROTO_FILE_PUT_MAX (64ull * 1024u * 1024u) /* largest FILE_PUT "size" */
+struct proto_file_put {
+    char path[PROTO_PATH_MAX];
+    uint64_t size;
+};
+struct proto_file_delete {
+    char path[PROTO_PATH_MAX];
+};
+struct proto_file_result {
+    int status;
+    char message[PROTO_TEXT_MAX];
+};
+
 /* The admin channel (agentctl; docs/admin.md). */
 #define PROTO_ADMIN_COMMAND_MAX 64
 #define PROTO_ADMIN_ARGS_MAX    2048           /* the args object, compact JSON */
@@ -224,6 +247,9 @@ PROTO_CODEC(upload_begin)
 PROTO_CODEC(upload_result)
 PROTO_CODEC(shot)
 PROTO_CODEC(shot_info)
+PROTO_CODEC(file_put)
+PROTO_CODEC(file_delete)
+PROTO_CODEC(file_result)
 PROTO_CODEC(admin_request)
 PROTO_CODEC(admin_reply)
 #undef PROTO_CODEC

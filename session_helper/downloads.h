@@ -30,6 +30,10 @@ int hlp_downloads_find(char *out, size_t cap, struct err *e);
 int hlp_downloads_parse_xdg(const char *text, const char *home, char *out, size_t cap);
 #endif
 
+/* The user's profile folder (Windows: FOLDERID_Profile; POSIX: the home folder of the account
+ * in the password database, as the service sees it). ERR_NOT_FOUND when there is none. */
+int hlp_profile_find(char *out, size_t cap, struct err *e);
+
 /* The account name the process runs as (Windows: GetUserNameW; POSIX: getpwuid). */
 int hlp_user_name(char *out, size_t cap, struct err *e);
 

@@ -78,12 +78,12 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 int main(int argc, char **argv)
 {
     const char *channel = NULL, *session = NULL, *downloads_opt = NULL, *max_uploads_opt = NULL;
-    char downloads[4096], user[PROTO_NAME_MAX];
+    char downloads[4096], user[PROTO_NAME_MAX], profile[4096];
     unsigned long long handle = 0, sid = 0, max_uploads = 0;
     struct hlp_options opt;
     struct log_options lo;
     struct pchan *ch = NULL;
-    struct err e = ERR_INIT, dl_err = ERR_INIT;
+    struct err e = ERR_INIT, dl_err = ERR_INIT, pr_err = ERR_INIT;
     int debug = 0, rc;
 
     for (int i = 1; i < argc; i++) {
@@ -159,6 +159,8 @@ int main(int argc, char **argv)
     }
     if (hlp_user_name(user, sizeof(user), &e) < 0)
         snprintf(user, sizeof(user), "%s", "");
+    if (hlp_profile_find(profile, sizeof(profile), &pr_err) < 0)
+        log_warning("file mappings through this helper are off: %s", pr_err.msg);
 
     rc = pchan_from_os((intptr_t)handle, &ch, &e);
     if (rc < 0) {
@@ -169,6 +171,7 @@ int main(int argc, char **argv)
     memset(&opt, 0, sizeof(opt));
     opt.downloads = dl_err.code < 0 ? NULL : downloads;
     opt.downloads_error = dl_err.code < 0 ? dl_err.msg : NULL;
+    opt.profile = pr_err.code < 0 ? NULL : profile;
     opt.session_id = (uint32_t)sid;
     opt.user = user;
     opt.forward_logs = 1;

@@ -1,7 +1,8 @@
 /*
  * serve.c - the helper's request server over one pmux (serve.h): the handshake, one worker
  * thread per request (bounded), and the handlers for downloads, uploads, screenshots and
- * PING. Log records are forwarded to the service as LOG frames when asked.
+ * PING (file mappings: profile_put.c). Log records are forwarded to the service as LOG frames when
+ * asked.
  */
 #include "serve.h"
 
@@ -15,6 +16,7 @@
 #include "name.h"
 #include "plat.h"
 #include "pmux.h"
+#include "profile_put.h"
 #include "proto.h"
 #include "shot.h"
 #include "upload.h"
@@ -37,6 +39,8 @@ struct hlp_server {
     int have_root;
     char root[LST_PATH_MAX]; /* the Downloads folder's final path */
     struct upl_registry *uploads;
+    int have_profile;
+    char profile[LST_PATH_MAX]; /* the user's profile folder (file mappings) */
     struct plat_mutex *lock;
     struct plat_cond *cond;
     int closed;   /* on_close has run */
@@ -404,6 +408,12 @@ static void hlp_worker(void *arg)
     case PROTO_SHOT:
         hlp_shot(s, job->first);
         break;
+    case PROTO_FILE_PUT:
+        hlp_prof_put(s, job->first, srv->have_profile ? srv->profile : NULL);
+        break;
+    case PROTO_FILE_DELETE:
+        hlp_prof_delete(s, job->first, srv->have_profile ? srv->profile : NULL);
+        break;
     default:
         log_debug("request %u: %s is not a request this helper serves", pmux_stream_id(s),
                   proto_type_name(job->first->h.type));
@@ -530,6 +540,10 @@ int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e)
         err_set(&root_err, ERR_NOT_FOUND, "%s",
                 opt->downloads_error ? opt->downloads_error : "no Downloads folder");
     }
+
+    if (opt->profile && snprintf(srv->profile, sizeof(srv->profile), "%s", opt->profile) <
+                            (int)sizeof(srv->profile))
+        srv->have_profile = 1;
 
     memset(&cfg, 0, sizeof(cfg));
     proto_hello_init(&cfg.hello, "helper");

@@ -28,6 +28,7 @@
 struct hlp_options {
     const char *downloads;       /* the Downloads folder; NULL: file requests answer 503 */
     const char *downloads_error; /* logged at start when downloads is NULL (may be NULL) */
+    const char *profile;         /* the user's profile folder (FILE_PUT/FILE_DELETE); NULL: 503 */
     uint32_t session_id;         /* sent in our HELLO */
     const char *user;            /* sent in our HELLO (account name) */
     unsigned max_workers;        /* requests served at once; 0: HLP_WORKERS_DEFAULT */

@@ -18,6 +18,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "orch.h"
+#include "orch_helper.h"
 #include "orch_plat.h"
 #include "plat.h"
 #include "scr.h"
@@ -633,6 +634,15 @@ static int write_mapping(struct orch_run *r, const char *id, const char *token, 
 
     if ((rc = dapi_get_file_mapping_contents(&r->conn, token, &data, &len, e)) < 0)
         goto out;
+    /* inside the profile with the user's helper running: the helper writes it, as the user */
+    if (in_profile && (rc = orch_profile_rel(path, r->profile, dir, sizeof(dir), e)) == 0 &&
+        (rc = orch_helper_put(r->o->c.sessions, r->user, dir, data, len, e)) != ORCH_HELPER_NONE) {
+        if (rc == 0)
+            log_info("kasm_id %s: file mapping %s written to %s (%zu bytes) by the session helper "
+                     "of %s",
+                     r->kasm_id, id, path, len, r->user);
+        goto out;
+    }
     if ((rc = fs_dirname(path, dir, sizeof(dir), e)) < 0 ||
         (rc = plat_dir_create_all(dir, e)) < 0 ||
         (in_profile && (rc = check_in_profile(r, path, e)) < 0) ||
@@ -650,6 +660,20 @@ out:
         free(data);
     }
     return rc;
+}
+
+/* Session end, inside the profile with the user's helper running: the helper removes it.
+ * ORCH_HELPER_NONE when the service does it itself. */
+static int remove_through_helper(struct orch_run *r, const char *path, struct err *e)
+{
+    char rel[CFG_PATH_MAX];
+    int rc;
+
+    if (!r->profile[0] || !orch_path_under(path, r->profile))
+        return ORCH_HELPER_NONE;
+    if ((rc = orch_profile_rel(path, r->profile, rel, sizeof(rel), e)) < 0)
+        return rc;
+    return orch_helper_delete(r->o->c.sessions, r->user, rel, e);
 }
 
 static void step_file_mappings(struct orch_run *r, int start)
@@ -687,6 +711,12 @@ static void step_file_mappings(struct orch_run *r, int start)
             log_info("kasm_id %s: file mapping %s (%s) is outside the user's profile on a "
                      "multi-user host: left in place",
                      r->kasm_id, id, path);
+        } else if ((rc = remove_through_helper(r, path, &e)) != ORCH_HELPER_NONE) {
+            if (rc == 0)
+                log_info("kasm_id %s: file mapping %s removed from %s by the session helper of %s",
+                         r->kasm_id, id, path, r->user);
+            else if (rc != ERR_NOT_FOUND)
+                step_failed(r, what, e.msg);
         } else if (r->profile[0] && orch_path_under(path, r->profile) &&
                    check_in_profile(r, path, &e) < 0 && e.code != ERR_NOT_FOUND) {
             step_failed(r, what, e.msg);

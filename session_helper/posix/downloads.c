@@ -159,3 +159,17 @@ int hlp_user_name(char *out, size_t cap, struct err *e)
     memcpy(out, res->pw_name, strlen(res->pw_name) + 1);
     return 0;
 }
+
+int hlp_profile_find(char *out, size_t cap, struct err *e)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int rc = getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res);
+    if (rc != 0 || !res || !res->pw_dir || res->pw_dir[0] != '/')
+        return err_set(e, ERR_NOT_FOUND, "cannot find the home folder of user id %lu: %s",
+                       (unsigned long)geteuid(), rc ? strerror(rc) : "no home folder");
+    if (strlen(res->pw_dir) + 1 > cap)
+        return err_set(e, ERR_TOO_LARGE, "the home folder path is too long");
+    memcpy(out, res->pw_dir, strlen(res->pw_dir) + 1);
+    return 0;
+}

@@ -54,3 +54,20 @@ int hlp_user_name(char *out, size_t cap, struct err *e)
                        (unsigned long)GetLastError());
     return dl_utf8(name, out, cap, "the account name", e);
 }
+
+int hlp_profile_find(char *out, size_t cap, struct err *e)
+{
+    PWSTR path = NULL;
+    int rc;
+    HRESULT hr = SHGetKnownFolderPath(&FOLDERID_Profile, 0, NULL, &path);
+    if (FAILED(hr) || !path) {
+        rc = err_set(e, ERR_NOT_FOUND,
+                     "cannot find the user's profile folder (SHGetKnownFolderPath: 0x%08lx)",
+                     (unsigned long)hr);
+        goto out;
+    }
+    rc = dl_utf8(path, out, cap, "the profile folder path", e);
+out:
+    CoTaskMemFree(path);
+    return rc;
+}

@@ -59,6 +59,9 @@ ROUNDTRIP(upload_begin)
 ROUNDTRIP(upload_result)
 ROUNDTRIP(shot)
 ROUNDTRIP(shot_info)
+ROUNDTRIP(file_put)
+ROUNDTRIP(file_delete)
+ROUNDTRIP(file_result)
 
 ROUNDTRIP(admin_request)
 
@@ -107,6 +110,9 @@ static void all_json(const void *p, size_t len)
     rt_upload_result(p, len);
     rt_shot(p, len);
     rt_shot_info(p, len);
+    rt_file_put(p, len);
+    rt_file_delete(p, len);
+    rt_file_result(p, len);
     rt_admin_request(p, len);
     rt_admin_reply(p, len);
 }
@@ -150,6 +156,15 @@ static void by_type(uint32_t type, const void *p, size_t len)
         break;
     case PROTO_SHOT_INFO:
         rt_shot_info(p, len);
+        break;
+    case PROTO_FILE_PUT:
+        rt_file_put(p, len);
+        break;
+    case PROTO_FILE_DELETE:
+        rt_file_delete(p, len);
+        break;
+    case PROTO_FILE_RESULT:
+        rt_file_result(p, len);
         break;
     case PROTO_ADMIN_REQUEST:
         rt_admin_request(p, len);

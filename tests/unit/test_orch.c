@@ -17,6 +17,7 @@
 #include "unit.h"
 
 #include "orch.h"
+#include "orch_helper.h"
 
 #ifdef _WIN32
 #define PROFILE "C:\\Users\\alice"
@@ -90,6 +91,26 @@ static void path_under(void **state)
 #endif
 }
 
+/* The profile-relative path FILE_PUT carries: '/'-separated, never empty, only below. */
+static void profile_rel(void **state)
+{
+    char out[256], tiny[6];
+    struct err e = ERR_INIT;
+
+    (void)state;
+    assert_int_equal(
+        orch_profile_rel(PROFILE S "Desktop" S "a b.txt", PROFILE, out, sizeof(out), &e), 0);
+    assert_string_equal(out, "Desktop/a b.txt");
+    assert_int_equal(orch_profile_rel(PROFILE S "x", PROFILE S, out, sizeof(out), &e), 0);
+    assert_string_equal(out, "x");
+    assert_int_equal(orch_profile_rel(PROFILE, PROFILE, out, sizeof(out), &e), ERR_INVALID);
+    assert_int_equal(orch_profile_rel(PROFILE "2" S "x", PROFILE, out, sizeof(out), &e),
+                     ERR_INVALID);
+    assert_int_equal(
+        orch_profile_rel(PROFILE S "Desktop" S "long.txt", PROFILE, tiny, sizeof(tiny), &e),
+        ERR_TOO_LARGE);
+}
+
 static void seen_is_bounded(void **state)
 {
     struct orch_seen *s = calloc(1, sizeof(*s));
@@ -117,6 +138,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(expand_known_variables),
         cmocka_unit_test(expand_refusals),
         cmocka_unit_test(path_under),
+        cmocka_unit_test(profile_rel),
         cmocka_unit_test(seen_is_bounded),
     };
     return UNIT_RUN("orch", tests, NULL, NULL);

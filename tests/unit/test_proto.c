@@ -23,10 +23,12 @@
 #include "proto.h"
 
 static const uint32_t all_types[] = {
-    PROTO_HELLO,   PROTO_ERROR,     PROTO_LOG,           PROTO_CREDIT,       PROTO_DATA,
-    PROTO_END,     PROTO_CANCEL,    PROTO_PING,          PROTO_PONG,         PROTO_DL_OPEN,
-    PROTO_DL_INFO, PROTO_DL_READ,   PROTO_DL_LIST,       PROTO_UPLOAD_BEGIN, PROTO_UPLOAD_RESULT,
-    PROTO_SHOT,    PROTO_SHOT_INFO, PROTO_ADMIN_REQUEST, PROTO_ADMIN_REPLY,
+    PROTO_HELLO,       PROTO_ERROR,         PROTO_LOG,           PROTO_CREDIT,
+    PROTO_DATA,        PROTO_END,           PROTO_CANCEL,        PROTO_PING,
+    PROTO_PONG,        PROTO_DL_OPEN,       PROTO_DL_INFO,       PROTO_DL_READ,
+    PROTO_DL_LIST,     PROTO_UPLOAD_BEGIN,  PROTO_UPLOAD_RESULT, PROTO_SHOT,
+    PROTO_SHOT_INFO,   PROTO_ADMIN_REQUEST, PROTO_ADMIN_REPLY,   PROTO_FILE_PUT,
+    PROTO_FILE_DELETE, PROTO_FILE_RESULT,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -90,7 +92,7 @@ static void test_header_other_version(void **state)
 
 static void test_header_unknown_type(void **state)
 {
-    static const uint32_t bad[] = {0, 10, 15, 24, 63, 66, 127, 128, 0xffffffffu};
+    static const uint32_t bad[] = {0, 10, 15, 27, 63, 66, 127, 128, 0xffffffffu};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t b[PROTO_HEADER_SIZE];
         struct proto_header h;
@@ -131,6 +133,38 @@ static void test_max_len_table(void **state)
     assert_int_equal(proto_max_len(PROTO_PONG), 0);
     assert_int_equal(proto_max_len(PROTO_HELLO), PROTO_JSON_MAX);
     assert_int_equal(proto_max_len(PROTO_SHOT_INFO), PROTO_JSON_MAX);
+    assert_int_equal(proto_max_len(PROTO_FILE_PUT), PROTO_JSON_MAX);
+    assert_int_equal(proto_max_len(PROTO_FILE_DELETE), PROTO_JSON_MAX);
+    assert_int_equal(proto_max_len(PROTO_FILE_RESULT), PROTO_JSON_MAX);
+}
+
+/* FILE_PUT: a size above PROTO_FILE_PUT_MAX is refused both ways, the limit itself passes. */
+static void test_file_put_size_limit(void **state)
+{
+    struct proto_file_put m, d;
+    struct err e = ERR_INIT;
+    char *text = NULL, big[128];
+    size_t len = 0;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.path, sizeof(m.path), "Desktop/a.txt");
+    m.size = PROTO_FILE_PUT_MAX;
+    assert_int_equal(proto_file_put_encode(&m, &text, &len, &e), 0);
+    assert_int_equal(proto_file_put_decode(text, len, &d, &e), 0);
+    assert_true(d.size == PROTO_FILE_PUT_MAX);
+    free(text);
+    text = NULL;
+    m.size = PROTO_FILE_PUT_MAX + 1;
+    assert_int_equal(proto_file_put_encode(&m, &text, &len, &e), ERR_TOO_LARGE);
+    assert_null(text);
+    snprintf(big, sizeof(big), "{\"path\":\"a\",\"size\":%llu}",
+             (unsigned long long)PROTO_FILE_PUT_MAX + 1);
+    assert_int_equal(proto_file_put_decode(big, strlen(big), &d, &e), ERR_TOO_LARGE);
+    assert_non_null(strstr(e.msg, "size"));
+    assert_string_equal(proto_type_name(PROTO_FILE_PUT), "FILE_PUT");
+    assert_string_equal(proto_type_name(PROTO_FILE_DELETE), "FILE_DELETE");
+    assert_string_equal(proto_type_name(PROTO_FILE_RESULT), "FILE_RESULT");
 }
 
 static void test_frame_alloc(void **state)
@@ -226,6 +260,9 @@ CODEC(upload_begin)
 CODEC(upload_result)
 CODEC(shot)
 CODEC(shot_info)
+CODEC(file_put)
+CODEC(file_delete)
+CODEC(file_result)
 
 static void fill_hello(void *p)
 {
@@ -298,6 +335,23 @@ static void fill_shot_info(void *p)
     m->height = 1080;
     m->size = 345678;
 }
+static void fill_file_put(void *p)
+{
+    struct proto_file_put *m = p;
+    snprintf(m->path, sizeof(m->path), "Desktop/sub dir/r\xc3\xa9sum\xc3\xa9.txt");
+    m->size = 12345;
+}
+static void fill_file_delete(void *p)
+{
+    struct proto_file_delete *m = p;
+    snprintf(m->path, sizeof(m->path), ".config/app/settings.ini");
+}
+static void fill_file_result(void *p)
+{
+    struct proto_file_result *m = p;
+    m->status = 403;
+    snprintf(m->message, sizeof(m->message), "Desktop leads out of the profile");
+}
 
 /* Field kinds: s string (cap = buffer size), n number, b boolean. */
 struct fielddef {
@@ -343,6 +397,9 @@ static const struct msgdef msgs[] = {
     {MSG(upload_result), {N(status), S(proto_upload_result, message)}},
     {MSG(shot), {N(width)}},
     {MSG(shot_info), {N(width), N(height), N(size)}},
+    {MSG(file_put), {S(proto_file_put, path), N(size)}},
+    {MSG(file_delete), {S(proto_file_delete, path)}},
+    {MSG(file_result), {N(status), S(proto_file_result, message)}},
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
@@ -812,6 +869,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_header_unknown_type),
         cmocka_unit_test(test_header_too_long),
         cmocka_unit_test(test_max_len_table),
+        cmocka_unit_test(test_file_put_size_limit),
         cmocka_unit_test(test_frame_alloc),
         cmocka_unit_test(test_credit_codec),
         cmocka_unit_test(test_hello_check),

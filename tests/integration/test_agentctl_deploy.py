@@ -65,6 +65,12 @@ class AgentctlDeployTest(unittest.TestCase):
         self.a.wait_log("admin channel ready")
         F.wait_until(lambda: len(self.sim.calls("register_component")) >= 2, timeout=30,
                      what="the check-ins")
+        # ... and the agent has saved the token of the last one: a test that edits config.yaml
+        # before that save would see its edit overwritten by it
+        newest = self.sim.calls("register_component")[-1].response["server_agent"]["agent_jwt_token"]
+        self.secrets.append(newest)
+        F.wait_until(lambda: self.a.config().get("agent_jwt_token") == newest, timeout=30,
+                     what="the last check-in's token saved in config.yaml")
 
     def ctl(self, *args, user=None, cfg=None, stdin=None):
         cmd = [os.path.join(F.BIN_DIR, "agentctl")] + list(args) + ["--cfg", cfg or self.a.cfg]

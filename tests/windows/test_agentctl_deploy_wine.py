@@ -61,6 +61,10 @@ class AgentctlDeployWine(unittest.TestCase):
                                      stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         self.wait(lambda: "admin channel ready" in self.text(), "the admin pipe", START_TIMEOUT)
         self.wait(lambda: len(self.sim.calls("register_component")) >= 2, "the check-ins")
+        # ... and the last one's token saved: a config edit before that save would be lost
+        newest = self.sim.calls("register_component")[-1].response["server_agent"]["agent_jwt_token"]
+        self.wait(lambda: self.config().get("agent_jwt_token") == newest,
+                  "the last check-in's token saved in config.yaml")
 
     def tearDown(self):
         if self.proc.poll() is None:

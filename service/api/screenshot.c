@@ -191,6 +191,12 @@ static void shot_refresh_now(struct api *a, const char *user)
         return;
     }
     for (size_t i = 0; i < sizeof(shot_refresh_widths) / sizeof(shot_refresh_widths[0]); i++) {
+        int stop;
+        plat_mutex_lock(a->refresh->lock);
+        stop = a->refresh->stop; /* api_stop: no further capture */
+        plat_mutex_unlock(a->refresh->lock);
+        if (stop)
+            break;
         if (shot_get(a, t.lease, shot_refresh_widths[i], max_age, 1, &shot, &status, &e) < 0) {
             log_info("screenshot refresh for %s: %s", user, e.msg);
             break;

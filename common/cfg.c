@@ -95,6 +95,7 @@ static const struct key_desc keys[] = {
     K_INT(request_timeout_ms, 1000, 3600000),
     K_INT(max_concurrent_uploads, 1, 256),
     K_INT(num_threads, 2, 256),
+    K_INT(screenshot_cache_seconds, 0, 3600),
     K_STR(session_helper),
     K_STR(sessions_file),
     K_INT(script_timeout, 1, 86400),
@@ -979,6 +980,7 @@ void cfg_defaults(struct cfg *c, const char *base_dir)
     c->request_timeout_ms = 30000;
     c->max_concurrent_uploads = 8;
     c->num_threads = 16;
+    c->screenshot_cache_seconds = 10;
     c->script_timeout = 300;
     snprintf(c->log_forward_level, sizeof(c->log_forward_level), "%s", "info");
     /* A path that does not fit stays "" (and fails loudly when used). */

@@ -58,6 +58,7 @@ struct cfg {
     int request_timeout_ms;       /* a request must arrive within this, 30000 */
     int max_concurrent_uploads;   /* /upload requests served at once, 8 */
     int num_threads;              /* HTTP worker threads (connections served at once), 16 */
+    int screenshot_cache_seconds; /* /screenshot PNGs served again while younger; 10, 0 = off */
     /* session helpers (service/session/) */
     char session_helper[CFG_PATH_MAX]; /* session_helper(.exe) path; "" = beside the agent */
     char sessions_file[CFG_PATH_MAX];  /* POSIX declared sessions; "" = logind */

@@ -110,9 +110,16 @@ static void api_orch_unlock(void *ctx)
     api_cfg_read_end(ctx);
 }
 
+/* Step 6 of a session start: the screenshot cache refresh. */
+static void api_orch_started(void *ctx, const char *system_username)
+{
+    api_screenshot_refresh(ctx, system_username);
+}
+
 static int api_orch_create(struct api *a, struct err *e)
 {
-    struct orch_config oc = {a->cfg, api_orch_lock, api_orch_unlock, a, a->sessions};
+    struct orch_config oc = {a->cfg, api_orch_lock, api_orch_unlock,
+                             a,      a->sessions,   api_orch_started};
     return orch_create(&oc, &a->orch, e);
 }
 
@@ -138,7 +145,7 @@ int api_start(struct api **out, const struct cfg *cfg, const struct api_cfg_guar
     if ((rc = plat_mutex_create(&a->lock, e)) < 0 ||
         (rc = upl_registry_create(&ucfg, &a->uploads, e)) < 0 ||
         (rc = http_auth_create(&a->auth, cfg->jwt_public_key, cfg->jwt_leeway, e)) < 0 ||
-        (rc = api_orch_create(a, e)) < 0 ||
+        (rc = api_shots_start(a, e)) < 0 || (rc = api_orch_create(a, e)) < 0 ||
         (rc = wq_create(&a->queue, API_QUEUE_THREADS, API_QUEUE_SLOTS, e)) < 0 ||
         (rc = http_server_start(&a->server, cfg, api_dispatch, a, e)) < 0) {
         api_stop(a);
@@ -164,6 +171,7 @@ void api_stop(struct api *a)
     orch_cancel(a->orch); /* running scripts killed; queued sessions only report */
     wq_destroy(a->queue, WQ_DRAIN);
     orch_free(a->orch);
+    api_shots_stop(a); /* after the session jobs: none schedules a refresh any more */
     http_auth_free(a->auth);
     if (a->uploads)
         upl_registry_free(a->uploads); /* the server stopped: no chunk is in flight */

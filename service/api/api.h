@@ -48,6 +48,13 @@ unsigned api_uploads_in_flight(struct api *a);
  * end, then frees a. NULL is ignored.
  */
 void api_stop(struct api *a);
+/*
+ * Schedules a capture of the dashboard's screenshot widths (300 and 1000) of the session of
+ * system_username 20 s from now into the screenshot cache (KASM_INTERFACE.md section 5 step
+ * 6). Returns at once; nothing happens when the cache is off (screenshot_cache_seconds 0) or
+ * the user has no session helper then. api_stop cancels the pending ones.
+ */
+void api_screenshot_refresh(struct api *a, const char *system_username);
 
 enum api_folder {
     API_FOLDER_NONE = 0,     /* screenshots: a helper or nothing */

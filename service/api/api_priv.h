@@ -19,6 +19,8 @@ struct wq;
 struct upl_registry;
 struct sesm;
 struct orch;
+struct shc;
+struct api_shot_refresh;
 
 struct api {
     const struct cfg *cfg;
@@ -35,6 +37,8 @@ struct api {
     uint64_t usage_at_ms;         /* ... taken at this monotonic time (0: never) */
     /* POST /upload requests being handled now (agentctl status) */
     atomic_uint uploads_in_flight;
+    struct shc *shots;                /* the screenshot cache (screenshot.c) */
+    struct api_shot_refresh *refresh; /* its refresh thread (api_screenshot_refresh) */
 };
 
 /* Bracket reads of cfg fields another thread may rewrite (multi_user, user_sso). */
@@ -49,6 +53,10 @@ int api_healthcheck(struct api *a, struct mg_connection *conn, const struct api_
 int api_session_start(struct api *a, struct mg_connection *conn, const struct api_claims *who);
 int api_session_end(struct api *a, struct mg_connection *conn, const struct api_claims *who);
 int api_screenshot(struct api *a, struct mg_connection *conn, const struct api_claims *who);
+/* The screenshot cache and its refresh thread (screenshot.c): started before the server,
+ * stopped after it (pending refreshes are cancelled). */
+int api_shots_start(struct api *a, struct err *e);
+void api_shots_stop(struct api *a);
 int api_upload(struct api *a, struct mg_connection *conn, const struct api_claims *who);
 int api_downloads(struct api *a, struct mg_connection *conn, const struct api_claims *who);
 

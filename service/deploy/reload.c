@@ -60,6 +60,7 @@ static const struct drl_key drl_keys[] = {
     DRL_I(request_timeout_ms, DRL_RESTART),
     DRL_I(max_concurrent_uploads, DRL_RESTART),
     DRL_I(num_threads, DRL_RESTART),
+    DRL_I(screenshot_cache_seconds, DRL_RESTART),
     DRL_S(session_helper, DRL_RESTART),
     DRL_S(sessions_file, DRL_RESTART),
     DRL_S(log_forward_level, DRL_RESTART), /* read by the log shipper at start */

@@ -837,7 +837,9 @@ void orch_session_start(struct orch *o, const char *payload, size_t len)
         step_scripts(r, "session_start");
     /* (5) the mandatory report */
     report_final(r, 0);
-    /* (6) the screenshot cache: the API has none (each /screenshot asks the helper) */
+    /* (6) the screenshot cache refresh, 20 s from now */
+    if (o->c.session_started)
+        o->c.session_started(o->c.ctx, r->user);
     log_info("session_start for kasm_id %s done (%u step(s) failed)", r->kasm_id, r->failed);
 out:
     run_free(r);

@@ -37,6 +37,8 @@ struct orch_config {
     void (*unlock)(void *ctx); /* may be NULL */
     void *ctx;
     struct sesm *sessions; /* may be NULL: no session helpers (ts_session_id stays "") */
+    /* may be NULL: step 6, the screenshot cache refresh (the API's api_screenshot_refresh) */
+    void (*session_started)(void *ctx, const char *system_username);
 };
 
 int orch_create(const struct orch_config *c, struct orch **out, struct err *e);

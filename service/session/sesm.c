@@ -759,6 +759,11 @@ uint32_t sesm_lease_session(const struct sesm_lease *l)
     return l->inst->session_id;
 }
 
+unsigned long sesm_lease_helper_pid(const struct sesm_lease *l)
+{
+    return sess_proc_pid(l->inst->proc);
+}
+
 const char *sesm_lease_user(const struct sesm_lease *l)
 {
     return l->inst->user;

@@ -65,6 +65,9 @@ int sesm_acquire_session(struct sesm *m, uint32_t session_id, struct sesm_lease 
 struct pmux *sesm_lease_mux(const struct sesm_lease *l);
 uint32_t sesm_lease_session(const struct sesm_lease *l);
 const char *sesm_lease_user(const struct sesm_lease *l);
+/* The pid of the lease's helper process (a restarted helper has another; the screenshot
+ * cache keys on it). */
+unsigned long sesm_lease_helper_pid(const struct sesm_lease *l);
 void sesm_release(struct sesm_lease *l);
 /* How many helpers are running now. */
 unsigned sesm_running_count(struct sesm *m);

@@ -35,6 +35,7 @@ OUR_DEFAULTS = {
     "request_timeout_ms": 30000,
     "max_concurrent_uploads": 8,
     "num_threads": 16,
+    "screenshot_cache_seconds": 10,
     "session_helper": "",
     "sessions_file": "",
     "script_timeout": 300,

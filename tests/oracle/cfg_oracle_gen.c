@@ -59,6 +59,7 @@ static cJSON *to_json(const struct cfg *c)
     cJSON_AddNumberToObject(o, "request_timeout_ms", c->request_timeout_ms);
     cJSON_AddNumberToObject(o, "max_concurrent_uploads", c->max_concurrent_uploads);
     cJSON_AddNumberToObject(o, "num_threads", c->num_threads);
+    cJSON_AddNumberToObject(o, "screenshot_cache_seconds", c->screenshot_cache_seconds);
     add_str(o, "session_helper", c->session_helper);
     add_str(o, "sessions_file", c->sessions_file);
     cJSON_AddNumberToObject(o, "script_timeout", c->script_timeout);

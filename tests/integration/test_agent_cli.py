@@ -294,7 +294,9 @@ class Checks:
             self._send(sock, PING, 1)
             self._send(sock, DL_OPEN, 3, {"path": ""})
             got, logs, html = {}, [], b""
-            while not (1 in got and END in got):
+            # the helper's LOG frames come from its own log hook, in no fixed order with the
+            # answers: read until the answers and the "serving" line are all there
+            while not (1 in got and END in got and any("serving session 5" in m for m in logs)):
                 ftype, rid, body = self._recv(sock)
                 if ftype == LOG:
                     logs.append(json.loads(body)["message"])

@@ -546,6 +546,16 @@ static enum dls_verdict real_send(void *ctx, const char *records, struct err *e)
         err_set(e, ERR_BUSY, "the agent has no token or no deployment host");
         goto out;
     }
+    {
+        /* An expired token (or one about to expire) is for the lifecycle to exchange, not to
+         * be used: wait for its new one. */
+        struct dlc_token_status ts;
+        dlc_token_status(r->dlc, &ts);
+        if (ts.has_exp && plat_wall_time() + DLS_EXP_MARGIN_S >= ts.exp) {
+            err_set(e, ERR_BUSY, "the agent token expires now; waiting for its renewal");
+            goto out;
+        }
+    }
 
     for (int round = 0; round < 2; round++) {
         int mode = r->mode == MODE_LEGACY ? MODE_LEGACY : MODE_COMPONENT;

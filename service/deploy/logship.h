@@ -34,6 +34,7 @@
 #define DLS_RETRY_BASE_MS 1000u
 #define DLS_RETRY_CAP_MS  60000u
 #define DLS_NOT_READY_MS  1000u /* no token or check-in yet: look again after this */
+#define DLS_EXP_MARGIN_S  2     /* the agent token is not used from this many seconds before exp */
 #define DLS_APPLICATION   "kasm_agent"
 #define DLS_LEVEL_OFF     1000 /* log_forward_level: off */
 

@@ -74,15 +74,16 @@ class LifecycleTest(unittest.TestCase):
     def test_refresh_many_cycles(self):
         # 15 cycles in the quick run; the ctest entry deploy_refresh_soak asks for 200
         cycles = int(os.environ.get("KASM_REFRESH_CYCLES", "15"))
-        # 3 s tokens (exp is whole seconds: 2-3 s of life once received) refreshed when a third
-        # is left: a window of 0.67-1 s, checked every 100 ms, for the refresh's round trip
-        # even on a loaded machine (2 s tokens left 0.33 s: a few refreshes came late in CI)
-        self.sim.set_token_lifetime(3)
-        self.configure_agent(self.sim.mint_agent_token(lifetime=3))
-        self.a.start(heartbeat_ms=100)
+        # 4 s tokens (exp is whole seconds: 3-4 s of life once received) refreshed when a third
+        # is left: a window of 1-1.33 s, checked every 250 ms, for a keepalive and the refresh's
+        # round trip even under ASan on a loaded machine (2 s and 3 s tokens left 0.33 s and
+        # 0.67 s: a refresh came late now and then in CI)
+        self.sim.set_token_lifetime(4)
+        self.configure_agent(self.sim.mint_agent_token(lifetime=4))
+        self.a.start(heartbeat_ms=250)
         F.wait_until(lambda: len([c for c in self.sim.calls("refresh_token")
                                   if c.verdict == "valid"]) >= cycles,
-                     timeout=20 + 3 * cycles, what=f"{cycles} refreshes")
+                     timeout=20 + 4 * cycles, what=f"{cycles} refreshes")
         self.a.stop()
         calls = self.sim.calls()
         rejected = [(c.path, c.verdict) for c in calls if c.verdict in BAD_VERDICTS]

@@ -244,6 +244,30 @@ static cJSON *msg_new(const char *what, struct err *e)
 #define PIXELS_MAX    65535
 #define OUT_OF_MEMORY ERR_NOMEM
 
+/* The messages whose only field is {"path": str} (DL_OPEN, FILE_DELETE). */
+static int msg_path_encode(const char *what, const char *path, size_t cap, char **out, size_t *len,
+                           struct err *e)
+{
+    cJSON *o = msg_new(what, e);
+
+    if (!o)
+        return OUT_OF_MEMORY;
+    return msg_finish(what, o, msg_put_str(what, o, "path", path, cap, e), out, len, e);
+}
+
+static int msg_path_decode(const char *what, const void *payload, size_t len, char *path,
+                           size_t cap, struct err *e)
+{
+    cJSON *o;
+    int rc;
+
+    if ((rc = msg_parse(what, payload, len, &o, e)) < 0)
+        return rc;
+    rc = msg_get_str(what, o, "path", path, cap, e);
+    cJSON_Delete(o);
+    return rc;
+}
+
 /* ---- HELLO ---- */
 
 int proto_hello_encode(const struct proto_hello *m, char **out, size_t *len, struct err *e)
@@ -389,27 +413,14 @@ int proto_file_put_decode(const void *payload, size_t len, struct proto_file_put
 int proto_file_delete_encode(const struct proto_file_delete *m, char **out, size_t *len,
                              struct err *e)
 {
-    static const char W[] = "FILE_DELETE";
-    cJSON *o = msg_new(W, e);
-
-    if (!o)
-        return OUT_OF_MEMORY;
-    return msg_finish(W, o, STR(o, path, m), out, len, e);
+    return msg_path_encode("FILE_DELETE", m->path, sizeof(m->path), out, len, e);
 }
 
 int proto_file_delete_decode(const void *payload, size_t len, struct proto_file_delete *m,
                              struct err *e)
 {
-    static const char W[] = "FILE_DELETE";
-    cJSON *o;
-    int rc;
-
     memset(m, 0, sizeof(*m));
-    if ((rc = msg_parse(W, payload, len, &o, e)) < 0)
-        return rc;
-    rc = GSTR(o, path, m);
-    cJSON_Delete(o);
-    return rc;
+    return msg_path_decode("FILE_DELETE", payload, len, m->path, sizeof(m->path), e);
 }
 
 /* ---- LOG ---- */
@@ -456,26 +467,13 @@ int proto_log_decode(const void *payload, size_t len, struct proto_log *m, struc
 
 int proto_dl_open_encode(const struct proto_dl_open *m, char **out, size_t *len, struct err *e)
 {
-    static const char W[] = "DL_OPEN";
-    cJSON *o = msg_new(W, e);
-
-    if (!o)
-        return OUT_OF_MEMORY;
-    return msg_finish(W, o, STR(o, path, m), out, len, e);
+    return msg_path_encode("DL_OPEN", m->path, sizeof(m->path), out, len, e);
 }
 
 int proto_dl_open_decode(const void *payload, size_t len, struct proto_dl_open *m, struct err *e)
 {
-    static const char W[] = "DL_OPEN";
-    cJSON *o;
-    int rc;
-
     memset(m, 0, sizeof(*m));
-    if ((rc = msg_parse(W, payload, len, &o, e)) < 0)
-        return rc;
-    rc = GSTR(o, path, m);
-    cJSON_Delete(o);
-    return rc;
+    return msg_path_decode("DL_OPEN", payload, len, m->path, sizeof(m->path), e);
 }
 
 /* ---- DL_INFO ---- */

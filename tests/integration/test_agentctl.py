@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_agentctl.py - agentctl against a real agent over the admin channel (issue 8, first slice).
+"""test_agentctl.py - agentctl against a real agent over the admin channel.
 
 The agent runs with --console and admin_socket in a private temp dir, one declared session
 (this user) with a real session helper. Checked: status, sessions, logs, token status and config

@@ -21,6 +21,7 @@
 #include "plat.h"
 #include "proto.h"
 #include "serve.h"
+#include "shot.h"
 
 #ifdef _WIN32
 #define PROG "session_helper.exe"
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
         log_shutdown();
         return 1;
     }
+    shot_init(); /* on this (the main) thread, before hlp_serve starts its workers */
     memset(&opt, 0, sizeof(opt));
     opt.downloads = dl_err.code < 0 ? NULL : downloads;
     opt.downloads_error = dl_err.code < 0 ? dl_err.msg : NULL;

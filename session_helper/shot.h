@@ -36,6 +36,13 @@ struct shot_png {
  */
 int shot_capture_png(int width, struct shot_png *out, struct err *e);
 void shot_png_free(struct shot_png *p);
+/*
+ * Prepares the process for screenshots; call once from the main thread before any worker
+ * thread captures. Windows: sets per-monitor DPI awareness and makes the process's first
+ * user32/GDI call, which connects it to its desktop (Wine gives a process whose first GDI
+ * call comes from a worker thread a screen that cannot be read). POSIX: nothing.
+ */
+void shot_init(void);
 
 /* A 32-bit image: pixels as 0x00RRGGBB in row order, stride in pixels. */
 struct shot_rgb {

@@ -154,6 +154,11 @@ static int shot_convert(XImage *img, struct shot_rgb *out, struct err *e)
     return 0;
 }
 
+void shot_init(void)
+{
+    /* Nothing to prepare: each capture opens its own connection to $DISPLAY. */
+}
+
 int shot_capture_png(int width, struct shot_png *out, struct err *e)
 {
     Display *dpy = NULL;

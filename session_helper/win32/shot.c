@@ -179,9 +179,19 @@ static BOOL CALLBACK shot_dpi_once(PINIT_ONCE once, PVOID param, PVOID *ctx)
     return TRUE;
 }
 
+static INIT_ONCE dpi_once = INIT_ONCE_STATIC_INIT;
+
+void shot_init(void)
+{
+    HDC screen;
+    InitOnceExecuteOnce(&dpi_once, shot_dpi_once, NULL, NULL);
+    screen = GetDC(NULL); /* NULL when the session has no desktop: reported per capture */
+    if (screen)
+        ReleaseDC(NULL, screen);
+}
+
 int shot_capture_png(int width, struct shot_png *out, struct err *e)
 {
-    static INIT_ONCE dpi_once = INIT_ONCE_STATIC_INIT;
     HDC screen = NULL, mem = NULL;
     HBITMAP dib = NULL;
     HGDIOBJ old = NULL;

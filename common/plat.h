@@ -70,6 +70,21 @@ int plat_file_set_hidden(struct plat_file *f, int hidden, struct err *e);
  * prefix / readlink of /proc/self/fd/N), in UTF-8.
  */
 int plat_file_final_path(struct plat_file *f, char *out, size_t cap, struct err *e);
+/* What a file's user may do with it (plat_file_set_user_access, file mappings). */
+enum plat_user_access {
+    PLAT_ACCESS_READ = 1 << 0,
+    PLAT_ACCESS_WRITE = 1 << 1,
+    PLAT_ACCESS_EXECUTE = 1 << 2,
+};
+/*
+ * Sets exactly what the user may do with the file f (PLAT_ACCESS_* bits; 0: nothing but what
+ * an owner always keeps, changing the permissions). POSIX: the mode becomes the owner bits
+ * 0400/0200/0100 and nothing for group and others (fchmod). Windows: a protected DACL with
+ * SYSTEM and Administrators full control and the calling process's user FILE_GENERIC_READ /
+ * FILE_GENERIC_WRITE + DELETE / FILE_GENERIC_EXECUTE (SetSecurityInfo on the handle; f must
+ * have been created by this process with PLAT_OPEN_CREATE_NEW, which asks for WRITE_DAC).
+ */
+int plat_file_set_user_access(struct plat_file *f, unsigned access, struct err *e);
 /* Closes f; NULL is ignored. */
 void plat_file_close(struct plat_file *f);
 /*

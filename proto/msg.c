@@ -390,6 +390,12 @@ int proto_file_put_encode(const struct proto_file_put *m, char **out, size_t *le
                      (unsigned long long)PROTO_FILE_PUT_MAX);
     if (rc == 0)
         rc = msg_put_u64(W, o, "size", m->size, e);
+    if (rc == 0)
+        rc = msg_put_bool(W, o, "readable", m->readable, e);
+    if (rc == 0)
+        rc = msg_put_bool(W, o, "writable", m->writable, e);
+    if (rc == 0)
+        rc = msg_put_bool(W, o, "executable", m->executable, e);
     return msg_finish(W, o, rc, out, len, e);
 }
 
@@ -406,6 +412,9 @@ int proto_file_put_decode(const void *payload, size_t len, struct proto_file_put
         m->size > PROTO_FILE_PUT_MAX)
         rc = err_set(e, ERR_TOO_LARGE, "FILE_PUT: field \"size\" is above %llu bytes",
                      (unsigned long long)PROTO_FILE_PUT_MAX);
+    if (rc == 0 && (rc = msg_get_bool(W, o, "readable", &m->readable, e)) == 0 &&
+        (rc = msg_get_bool(W, o, "writable", &m->writable, e)) == 0)
+        rc = msg_get_bool(W, o, "executable", &m->executable, e);
     cJSON_Delete(o);
     return rc;
 }

@@ -54,7 +54,9 @@
  *                PNG as DATA frames (request id 1, no CREDIT: the channel carries nothing else)
  *                and END; its result's "bytes" says how many.
  *   FILE_PUT     service -> helper (file mappings, docs/sessions.md): {"path": str (relative to
- *                the user's profile, '/'-separated), "size": u64 (<= PROTO_FILE_PUT_MAX)} -
+ *                the user's profile, '/'-separated), "size": u64 (<= PROTO_FILE_PUT_MAX),
+ *                "readable": bool, "writable": bool, "executable": bool (the user's access
+ *                to the file, applied by the helper)} -
  *                the service then sends exactly size bytes as DATA... END; the helper
  *                answers FILE_RESULT once (possibly early, after which the service stops).
  *   FILE_DELETE  service -> helper: {"path": str} as for FILE_PUT; answer FILE_RESULT.
@@ -204,6 +206,7 @@ struct proto_shot_info {
 struct proto_file_put {
     char path[PROTO_PATH_MAX];
     uint64_t size;
+    int readable, writable, executable; /* 0 or 1 */
 };
 struct proto_file_delete {
     char path[PROTO_PATH_MAX];

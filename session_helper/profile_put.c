@@ -207,6 +207,7 @@ void hlp_prof_put(struct pmux_stream *s, const struct proto_frame *first, const 
     char *tmp = malloc(HLP_PROF_PATH_MAX), tname[96], name[NAME_MAX_BYTES + 1], fin[512];
     struct plat_file *f = NULL;
     struct err e = ERR_INIT;
+    unsigned access;
     int rc, created = 0;
 
     if (!rq || !dir || !dest || !tmp) {
@@ -228,8 +229,11 @@ void hlp_prof_put(struct pmux_stream *s, const struct proto_frame *first, const 
         (rc = name_open_under_resolved(dir, tname, PLAT_OPEN_WRITE | PLAT_OPEN_HIDDEN, &f, &e)) < 0)
         goto fail;
     created = 1;
+    access = (rq->readable ? PLAT_ACCESS_READ : 0u) | (rq->writable ? PLAT_ACCESS_WRITE : 0u) |
+             (rq->executable ? PLAT_ACCESS_EXECUTE : 0u);
     if ((rc = prof_receive(s, f, rq->size, &e)) < 0 || (rc = plat_file_sync(f, &e)) < 0 ||
-        (rc = plat_file_set_hidden(f, 0, &e)) < 0)
+        (rc = plat_file_set_hidden(f, 0, &e)) < 0 ||
+        (rc = plat_file_set_user_access(f, access, &e)) < 0)
         goto fail;
     plat_file_close(f);
     f = NULL;
@@ -238,7 +242,9 @@ void hlp_prof_put(struct pmux_stream *s, const struct proto_frame *first, const 
         (rc = prof_check_dest(dest, 0, &e)) < 0 || (rc = plat_path_replace(tmp, dest, &e)) < 0)
         goto fail;
     created = 0;
-    log_info("file mapping written to %s (%llu bytes)", dest, (unsigned long long)rq->size);
+    log_info("file mapping written to %s (%llu bytes, access %c%c%c)", dest,
+             (unsigned long long)rq->size, rq->readable ? 'r' : '-', rq->writable ? 'w' : '-',
+             rq->executable ? 'x' : '-');
     prof_result(s, 200, "written");
     goto out;
 fail:

@@ -9,7 +9,9 @@
  * created (FILE_PUT only), and each folder's final path must be strictly inside the profile's.
  * The file is written to a hidden temp file in its folder (CREATE_NEW through
  * name_open_under_resolved: no link followed, the handle's final path checked), then renamed
- * over the destination; a destination that is a link or a folder is refused.
+ * over the destination; a destination that is a link or a folder is refused. Before the
+ * rename the temp file gets the access FILE_PUT asks for (readable/writable/executable:
+ * plat_file_set_user_access - POSIX owner mode bits, Windows the user's DACL entry).
  */
 #ifndef KASM_HLP_PROFILE_PUT_H
 #define KASM_HLP_PROFILE_PUT_H

@@ -272,6 +272,21 @@ int plat_file_set_hidden(struct plat_file *f, int hidden, struct err *e)
     return 0;
 }
 
+int plat_file_set_user_access(struct plat_file *f, unsigned access, struct err *e)
+{
+    mode_t mode = 0;
+
+    if (access & PLAT_ACCESS_READ)
+        mode |= S_IRUSR;
+    if (access & PLAT_ACCESS_WRITE)
+        mode |= S_IWUSR;
+    if (access & PLAT_ACCESS_EXECUTE)
+        mode |= S_IXUSR;
+    if (fchmod(f->fd, mode) < 0)
+        return plat_posix_fail(e, errno, "cannot set the permissions of", f->path);
+    return 0;
+}
+
 int plat_file_final_path(struct plat_file *f, char *out, size_t cap, struct err *e)
 {
     char link[64];

@@ -71,7 +71,10 @@ int plat_file_open(const char *path, int flags, struct plat_file **out, struct e
     }
     if (flags & PLAT_OPEN_CREATE_NEW) {
         disposition = CREATE_NEW;
-        access |= DELETE; /* so plat_file_delete() can undo it through the handle */
+        /* DELETE: plat_file_delete() can undo it through the handle; WRITE_DAC and
+         * READ_CONTROL: plat_file_set_user_access() (granted to the creator whatever the new
+         * file's DACL says) */
+        access |= DELETE | WRITE_DAC | READ_CONTROL;
     } else if (flags & (PLAT_OPEN_TRUNCATE | PLAT_OPEN_APPEND)) {
         disposition = OPEN_ALWAYS; /* truncated below, after the reparse-point check */
     } else {
@@ -304,6 +307,84 @@ static int handle_final_path(HANDLE h, const char *what, char *out, size_t cap, 
 out:
     if (w != stackbuf)
         free(w);
+    return rc;
+}
+
+int plat_win_user_file_dacl(PSID user, unsigned access, PACL *out, struct err *e)
+{
+    SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
+    PSID system = NULL, admins = NULL;
+    EXPLICIT_ACCESSW ea[3];
+    DWORD mask = 0, n = 2, err;
+    int rc = 0;
+
+    *out = NULL;
+    if (!AllocateAndInitializeSid(&nt, 1, SECURITY_LOCAL_SYSTEM_RID, 0, 0, 0, 0, 0, 0, 0,
+                                  &system) ||
+        !AllocateAndInitializeSid(&nt, 2, SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS, 0,
+                                  0, 0, 0, 0, 0, &admins)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot build the well-known SIDs", NULL);
+        goto out;
+    }
+    if (access & PLAT_ACCESS_READ)
+        mask |= FILE_GENERIC_READ;
+    if (access & PLAT_ACCESS_WRITE)
+        mask |= FILE_GENERIC_WRITE | DELETE;
+    if (access & PLAT_ACCESS_EXECUTE)
+        mask |= FILE_GENERIC_EXECUTE;
+    memset(ea, 0, sizeof(ea));
+    for (int i = 0; i < 3; i++) {
+        ea[i].grfAccessPermissions = i < 2 ? FILE_ALL_ACCESS : mask;
+        ea[i].grfAccessMode = SET_ACCESS;
+        ea[i].grfInheritance = NO_INHERITANCE;
+        ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
+    }
+    ea[0].Trustee.ptstrName = (LPWSTR)system;
+    ea[1].Trustee.ptstrName = (LPWSTR)admins;
+    ea[2].Trustee.ptstrName = (LPWSTR)user;
+    if (mask)
+        n = 3;
+    if ((err = SetEntriesInAclW(n, ea, NULL, out)) != ERROR_SUCCESS)
+        rc = plat_win_fail(e, err, "cannot build a file's access list", NULL);
+out:
+    if (system)
+        FreeSid(system);
+    if (admins)
+        FreeSid(admins);
+    return rc;
+}
+
+int plat_file_set_user_access(struct plat_file *f, unsigned access, struct err *e)
+{
+    HANDLE token = NULL;
+    TOKEN_USER *tu = NULL;
+    PACL dacl = NULL;
+    DWORD need = 0, err;
+    int rc = 0;
+
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot read this process's user for", f->path);
+        goto out;
+    }
+    GetTokenInformation(token, TokenUser, NULL, 0, &need);
+    if (need == 0 || !(tu = malloc(need)) ||
+        !GetTokenInformation(token, TokenUser, tu, need, &need)) {
+        rc = plat_win_fail(e, GetLastError(), "cannot read this process's user for", f->path);
+        goto out;
+    }
+    if ((rc = plat_win_user_file_dacl(tu->User.Sid, access, &dacl, e)) < 0)
+        goto out;
+    err = SetSecurityInfo(f->h, SE_FILE_OBJECT,
+                          DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, NULL,
+                          NULL, dacl, NULL);
+    if (err != ERROR_SUCCESS)
+        rc = plat_win_fail(e, err, "cannot set the access list of", f->path);
+out:
+    if (dacl)
+        LocalFree(dacl);
+    free(tu);
+    if (token)
+        CloseHandle(token);
     return rc;
 }
 

@@ -35,6 +35,14 @@ void plat_w_strip_long_prefix(wchar_t *w);
  */
 int plat_win_fail(struct err *e, DWORD code, const char *what, const char *path);
 
+/*
+ * A file's access list for its user (plat_file_set_user_access, the orchestrator's files in a
+ * profile): SYSTEM and BUILTIN\Administrators full control, user (a SID) the FILE_GENERIC_*
+ * rights of access (PLAT_ACCESS_*; write includes DELETE), no entry for the user when access
+ * is 0. Nothing inherits from it. LocalFree the result.
+ */
+int plat_win_user_file_dacl(PSID user, unsigned access, PACL *out, struct err *e);
+
 /* FILETIME (100 ns since 1601) -> seconds since the Unix epoch. */
 int64_t plat_filetime_to_unix(const FILETIME *ft);
 

@@ -625,22 +625,58 @@ static int check_in_profile(struct orch_run *r, const char *path, struct err *e)
     return 0;
 }
 
-static int write_mapping(struct orch_run *r, const char *id, const char *token, const char *path,
-                         struct err *e)
+unsigned orch_mapping_access(const struct cJSON *mapping)
 {
-    char *data = NULL, dir[CFG_PATH_MAX];
+    static const struct {
+        const char *field;
+        unsigned bit;
+        int dflt;
+    } flags[] = {{"is_readable", PLAT_ACCESS_READ, 1},
+                 {"is_writable", PLAT_ACCESS_WRITE, 1},
+                 {"is_executable", PLAT_ACCESS_EXECUTE, 0}};
+    unsigned access = 0;
+
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        const cJSON *v = cJSON_IsObject(mapping)
+                             ? cJSON_GetObjectItemCaseSensitive(mapping, flags[i].field)
+                             : NULL;
+        if (cJSON_IsBool(v) ? cJSON_IsTrue(v) : flags[i].dflt)
+            access |= flags[i].bit;
+    }
+    return access;
+}
+
+const char *orch_access_text(unsigned access, char *out)
+{
+    out[0] = (access & PLAT_ACCESS_READ) ? 'r' : '-';
+    out[1] = (access & PLAT_ACCESS_WRITE) ? 'w' : '-';
+    out[2] = (access & PLAT_ACCESS_EXECUTE) ? 'x' : '-';
+    out[3] = '\0';
+    return out;
+}
+
+static int write_mapping(struct orch_run *r, const char *id, const char *token, const char *path,
+                         unsigned access, struct err *e)
+{
+    char *data = NULL, dir[CFG_PATH_MAX], acc[4];
     size_t len = 0;
     int in_profile = r->profile[0] && orch_path_under(path, r->profile), rc;
 
+    orch_access_text(access, acc);
     if ((rc = dapi_get_file_mapping_contents(&r->conn, token, &data, &len, e)) < 0)
         goto out;
+    if (in_profile && !(access & (PLAT_ACCESS_READ | PLAT_ACCESS_WRITE)))
+        log_warning("kasm_id %s: file mapping %s is neither readable nor writable: it is "
+                    "written, but %s can open it only after changing its permissions",
+                    r->kasm_id, id, r->user);
     /* inside the profile with the user's helper running: the helper writes it, as the user */
     if (in_profile && (rc = orch_profile_rel(path, r->profile, dir, sizeof(dir), e)) == 0 &&
-        (rc = orch_helper_put(r->o->c.sessions, r->user, dir, data, len, e)) != ORCH_HELPER_NONE) {
+        (rc = orch_helper_put(r->o->c.sessions, r->user, dir, access, data, len, e)) !=
+            ORCH_HELPER_NONE) {
         if (rc == 0)
-            log_info("kasm_id %s: file mapping %s written to %s (%zu bytes) by the session helper "
-                     "of %s",
-                     r->kasm_id, id, path, len, r->user);
+            log_info("kasm_id %s: file mapping %s written to %s (%zu bytes, access %s) by the "
+                     "session helper of %s",
+                     r->kasm_id, id, path, len, acc, r->user);
         goto out;
     }
     if ((rc = fs_dirname(path, dir, sizeof(dir), e)) < 0 ||
@@ -648,12 +684,17 @@ static int write_mapping(struct orch_run *r, const char *id, const char *token, 
         (in_profile && (rc = check_in_profile(r, path, e)) < 0) ||
         (rc = fs_write_atomic(path, data, len, 0, e)) < 0)
         goto out;
-    if (in_profile && (rc = orch_plat_give_to_user(path, r->profile, r->user, e)) < 0) {
+    if (in_profile && (rc = orch_plat_give_to_user(path, r->profile, r->user, access, e)) < 0) {
         plat_path_remove(path, NULL); /* never leave a service-owned file in a profile */
         goto out;
     }
-    log_info("kasm_id %s: file mapping %s written to %s (%zu bytes%s)", r->kasm_id, id, path, len,
-             in_profile ? ", owned by the user" : "");
+    if (in_profile)
+        log_info("kasm_id %s: file mapping %s written to %s (%zu bytes, owned by the user, "
+                 "access %s)",
+                 r->kasm_id, id, path, len, acc);
+    else
+        log_info("kasm_id %s: file mapping %s written to %s (%zu bytes)", r->kasm_id, id, path,
+                 len);
 out:
     if (data) {
         memset(data, 0, len);
@@ -705,7 +746,7 @@ static void step_file_mappings(struct orch_run *r, int start)
         if (start) {
             if (!*tok)
                 step_failed(r, what, "it has no jwt_token");
-            else if (write_mapping(r, id, tok, path, &e) < 0)
+            else if (write_mapping(r, id, tok, path, orch_mapping_access(m), &e) < 0)
                 step_failed(r, what, e.msg);
         } else if (r->multi_user && !(r->profile[0] && orch_path_under(path, r->profile))) {
             log_info("kasm_id %s: file mapping %s (%s) is outside the user's profile on a "

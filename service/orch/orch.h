@@ -70,6 +70,16 @@ int orch_expand(const char *dest, const struct orch_expand_env *env, char *out, 
  * Windows, exact elsewhere); 0 otherwise. */
 int orch_path_under(const char *path, const char *dir);
 
+/*
+ * What a file mapping (the payload's object with is_readable, is_writable, is_executable)
+ * lets the user do with its file: PLAT_ACCESS_* bits (plat.h). A flag that is missing or not
+ * true/false takes its default: readable and writable, not executable.
+ */
+struct cJSON;
+unsigned orch_mapping_access(const struct cJSON *mapping);
+/* "rwx" with '-' for what access (PLAT_ACCESS_*) does not allow, for logs (out: 4 bytes). */
+const char *orch_access_text(unsigned access, char *out);
+
 /* The bounded memory of started sessions (a ring of ORCH_REMEMBERED ids). */
 struct orch_seen {
     char ids[ORCH_REMEMBERED][128];

@@ -12,6 +12,7 @@
 #define LOG_MODULE "orch"
 #include "log.h"
 #include "orch.h"
+#include "plat.h"
 #include "pmux.h"
 #include "proto.h"
 #include "sesm.h"
@@ -106,8 +107,8 @@ static int helper_open(struct sesm *sessions, const char *user, struct sesm_leas
     return rc;
 }
 
-int orch_helper_put(struct sesm *sessions, const char *user, const char *rel, const void *data,
-                    size_t len, struct err *e)
+int orch_helper_put(struct sesm *sessions, const char *user, const char *rel, unsigned access,
+                    const void *data, size_t len, struct err *e)
 {
     struct proto_file_put *rq = calloc(1, sizeof(*rq));
     struct sesm_lease *lease = NULL;
@@ -123,6 +124,9 @@ int orch_helper_put(struct sesm *sessions, const char *user, const char *rel, co
         goto out;
     }
     rq->size = len;
+    rq->readable = (access & PLAT_ACCESS_READ) != 0;
+    rq->writable = (access & PLAT_ACCESS_WRITE) != 0;
+    rq->executable = (access & PLAT_ACCESS_EXECUTE) != 0;
     if ((rc = proto_file_put_encode(rq, &json, &jlen, e)) < 0)
         goto out;
     if ((rc = helper_open(sessions, user, &lease, &s, e)) != 0)

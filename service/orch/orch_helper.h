@@ -25,11 +25,12 @@ int orch_profile_rel(const char *path, const char *profile, char *out, size_t ca
 
 /*
  * Writes data[0..len) to rel (relative to the user's profile) through the session helper of
- * user. ORCH_HELPER_NONE when none runs (sessions NULL, or no helper of that user); 0 when the
- * helper wrote it; else a negative ERR_* with the helper's refusal or the channel failure.
+ * user, which gives the user access (PLAT_ACCESS_*, plat.h) to the file. ORCH_HELPER_NONE
+ * when none runs (sessions NULL, or no helper of that user); 0 when the helper wrote it;
+ * else a negative ERR_* with the helper's refusal or the channel failure.
  */
-int orch_helper_put(struct sesm *sessions, const char *user, const char *rel, const void *data,
-                    size_t len, struct err *e);
+int orch_helper_put(struct sesm *sessions, const char *user, const char *rel, unsigned access,
+                    const void *data, size_t len, struct err *e);
 /* Removes rel the same way: ORCH_HELPER_NONE, 0 (removed), ERR_NOT_FOUND (not there), or the
  * failure. */
 int orch_helper_delete(struct sesm *sessions, const char *user, const char *rel, struct err *e);

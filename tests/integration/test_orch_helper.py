@@ -107,8 +107,12 @@ class OrchHelperTest(unittest.TestCase):
             self.assertEqual(f.read(), b"user notes\n")
         for p in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
             self.assertEqual(os.lstat(p).st_uid, self.uid, p)
-        self.assertIn(f"written to {path} (11 bytes) by the session helper of {self.user}", log)
-        self.assertIn(f"helper[session 1]: file mapping written to {path} (11 bytes)", log)
+        # the simulator's mappings are readable, not writable, not executable
+        self.assertEqual(os.stat(path).st_mode & 0o7777, 0o400)
+        self.assertIn(f"written to {path} (11 bytes, access r--) by the session helper of "
+                      f"{self.user}", log)
+        self.assertIn(f"helper[session 1]: file mapping written to {path} (11 bytes, access r--)",
+                      log)
         self.assertEqual(os.listdir(os.path.dirname(path)), ["notes.txt"])  # no temp file left
         # outside the profile: the service writes it itself, as before
         with open(outside, "rb") as f:
@@ -160,6 +164,51 @@ class OrchHelperTest(unittest.TestCase):
         self.assertTrue(os.path.exists(victim))
         self.assertTrue(os.path.islink(flink))
 
+    def test_3_flags_applied_by_the_helper(self):
+        # is_readable / is_writable / is_executable: the owner bits of the file the helper
+        # wrote (group and others nothing); missing flags: readable and writable
+        files = {"rwx": ("%HOMEPATH%\\Flags\\tool.sh", b"#!/bin/sh\n"),
+                 "dflt": ("%HOMEPATH%\\Flags\\default.txt", b"d"),
+                 "none": ("%HOMEPATH%\\Flags\\none.txt", b"n"),
+                 "wx": ("%HOMEPATH%\\Flags\\wx.bin", b"wx")}
+        flags = {"rwx": (True, True, True), "none": (False, False, False),
+                 "wx": (False, True, True)}
+
+        def start(c):
+            payload = c.session_payload(file_mappings=files)
+            by_dest = {m["destination"]: m for m in payload["file_mappings"].values()}
+            for key, (r, w, x) in flags.items():
+                by_dest[files[key][0]].update(is_readable=r, is_writable=w, is_executable=x)
+            for k in ("is_readable", "is_writable", "is_executable"):
+                del by_dest[files["dflt"][0]][k]
+            log = self.run_session("session_start", c, payload)
+            self.assertIn("done (0 step(s) failed)",
+                          log.split(f"session_start for kasm_id {c.identity.kasm_id}")[-1])
+            return payload, log
+
+        # a second session over the files the first one left (one of them unreadable)
+        first = self.client(uuid.uuid4().hex)
+        p1, _ = start(first)
+        c = self.client(uuid.uuid4().hex)
+        payload, log = start(c)
+        d = os.path.join(self.home, "Flags")
+        modes = {n: os.stat(os.path.join(d, n)).st_mode & 0o7777 for n in os.listdir(d)}
+        self.assertEqual(modes, {"tool.sh": 0o700, "default.txt": 0o600, "none.txt": 0o000,
+                                 "wx.bin": 0o300})
+        for n in modes:
+            self.assertEqual(os.stat(os.path.join(d, n)).st_uid, self.uid)
+        with open(os.path.join(d, "wx.bin"), "rb") as f:
+            self.assertEqual(f.read(), b"wx")
+        self.assertIn(f"helper[session 1]: file mapping written to {os.path.join(d, 'tool.sh')} "
+                      "(10 bytes, access rwx)", log)
+        self.assertIn(f"helper[session 1]: file mapping written to {os.path.join(d, 'none.txt')} "
+                      "(1 bytes, access ---)", log)
+        self.assertIn("is neither readable nor writable", log)
+        for cl, pl in ((c, payload), (first, p1)):
+            end = cl.session_payload(file_mappings=None, ending=True)
+            end["file_mappings"] = pl["file_mappings"]
+            log = self.run_session("session_end", cl, end)
+        self.assertEqual(os.listdir(d), [])
 
 if __name__ == "__main__":
     F.parse_bin_dir()

@@ -221,6 +221,8 @@ class SessionsOrchTest(unittest.TestCase):
             uid = pwd.getpwnam(self.user).pw_uid
             self.assertEqual(os.stat(notes).st_uid, uid)
             self.assertEqual(os.stat(os.path.dirname(notes)).st_uid, uid)
+            # the simulator's mappings are readable, not writable, not executable
+            self.assertEqual(os.stat(notes).st_mode & 0o7777, 0o400)
 
         # the session_start scripts: variables, the failing, big, hanging and unsafe ones
         rec = [r for r in self.records("start") if r.get("KASM_KASM_ID") == kasm_id]
@@ -359,6 +361,45 @@ class SessionsOrchTest(unittest.TestCase):
         self.post(c, "session_end", payload)
         self.wait_status(kasm_id, lambda s: s.get("destroyed") is True)
         self.assertTrue(os.path.exists(os.path.join(target, "victim.txt")))
+
+    @unittest.skipUnless(ROOT, "needs a throwaway user (root)")
+    def test_7_mapping_flags_applied_by_the_service(self):
+        # no helper runs for the user: the service writes the files and gives them to the user
+        # with the owner bits of is_readable / is_writable / is_executable only
+        kasm_id = uuid.uuid4().hex
+        c = self.client(kasm_id)
+        files = {"rwx": ("%HOMEPATH%\\Flags\\tool.sh", b"#!/bin/sh\n"),
+                 "dflt": ("%HOMEPATH%\\Flags\\default.txt", b"d"),
+                 "none": ("%HOMEPATH%\\Flags\\none.txt", b"n"),
+                 "xonly": ("%HOMEPATH%\\Flags\\xonly.bin", b"x")}
+        payload = c.session_payload(file_mappings=files)
+        by_dest = {m["destination"]: m for m in payload["file_mappings"].values()}
+        flags = {"rwx": (True, True, True), "none": (False, False, False),
+                 "xonly": (False, False, True)}
+        for key, (r, w, x) in flags.items():
+            by_dest[files[key][0]].update(is_readable=r, is_writable=w, is_executable=x)
+        for k in ("is_readable", "is_writable", "is_executable"):  # missing: the defaults
+            del by_dest[files["dflt"][0]][k]
+        self.post(c, "session_start", payload)
+        self.wait_status(kasm_id, lambda s: s.get("status") == "running")
+        d = os.path.join(self.home, "Flags")
+        uid = pwd.getpwnam(self.user).pw_uid
+        modes = {n: os.stat(os.path.join(d, n)).st_mode & 0o7777 for n in os.listdir(d)}
+        self.assertEqual(modes, {"tool.sh": 0o700, "default.txt": 0o600, "none.txt": 0o000,
+                                 "xonly.bin": 0o100})
+        for n in modes:
+            self.assertEqual(os.stat(os.path.join(d, n)).st_uid, uid)
+        with open(os.path.join(d, "none.txt"), "rb") as f:  # root reads it: written
+            self.assertEqual(f.read(), b"n")
+        log = self.a.read_log()
+        self.assertIn(f"written to {os.path.join(d, 'tool.sh')} (10 bytes, owned by the user, "
+                      "access rwx)", log)
+        self.assertIn("(1 bytes, owned by the user, access ---)", log)
+        self.assertRegex(log, r"file mapping \S+ is neither readable nor writable: it is "
+                              r"written, but " + self.user)
+        self.post(c, "session_end", payload)
+        self.wait_status(kasm_id, lambda s: s.get("destroyed") is True)
+        self.assertEqual(os.listdir(d), [])
 
     def test_6_logoff_configured(self):
         # logoff_on_session_end: true - Linux has no WTSLogoffSession: logged, not a failure,

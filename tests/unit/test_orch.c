@@ -1,8 +1,8 @@
 /*
  * test_orch.c - the portable logic of the session orchestrator (service/orch/orch.c): %VAR%
  * expansion of file mapping destinations (known variables, unknown and unset ones, escapes
- * out of the profile, separators), "is this path in the profile", and the bounded memory of
- * started sessions.
+ * out of the profile, separators), "is this path in the profile", a mapping's access flags and
+ * their defaults, and the bounded memory of started sessions.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,10 +14,13 @@
 
 #include <cmocka.h>
 
+#include <cJSON.h>
+
 #include "unit.h"
 
 #include "orch.h"
 #include "orch_helper.h"
+#include "plat.h"
 
 #ifdef _WIN32
 #define PROFILE "C:\\Users\\alice"
@@ -111,6 +114,43 @@ static void profile_rel(void **state)
         ERR_TOO_LARGE);
 }
 
+/* is_readable / is_writable / is_executable: true/false taken, anything else the default
+ * (readable, writable, not executable). */
+static void mapping_access(void **state)
+{
+    static const struct {
+        const char *json;
+        unsigned want;
+        const char *text;
+    } cases[] = {
+        {"{}", PLAT_ACCESS_READ | PLAT_ACCESS_WRITE, "rw-"},
+        {"{\"is_readable\":true,\"is_writable\":false,\"is_executable\":false}", PLAT_ACCESS_READ,
+         "r--"},
+        {"{\"is_readable\":false,\"is_writable\":false,\"is_executable\":false}", 0, "---"},
+        {"{\"is_readable\":false,\"is_writable\":true,\"is_executable\":true}",
+         PLAT_ACCESS_WRITE | PLAT_ACCESS_EXECUTE, "-wx"},
+        {"{\"is_executable\":true}", PLAT_ACCESS_READ | PLAT_ACCESS_WRITE | PLAT_ACCESS_EXECUTE,
+         "rwx"},
+        /* not booleans: the defaults */
+        {"{\"is_readable\":0,\"is_writable\":\"false\",\"is_executable\":1}",
+         PLAT_ACCESS_READ | PLAT_ACCESS_WRITE, "rw-"},
+        {"{\"is_readable\":null,\"is_writable\":false}", PLAT_ACCESS_READ, "r--"},
+        {"[]", PLAT_ACCESS_READ | PLAT_ACCESS_WRITE, "rw-"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *j = cJSON_Parse(cases[i].json);
+        char text[4];
+        assert_non_null(j);
+        if (orch_mapping_access(j) != cases[i].want)
+            fail_msg("%s: access %u, want %u", cases[i].json, orch_mapping_access(j),
+                     cases[i].want);
+        assert_string_equal(orch_access_text(orch_mapping_access(j), text), cases[i].text);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(orch_mapping_access(NULL), PLAT_ACCESS_READ | PLAT_ACCESS_WRITE);
+}
+
 static void seen_is_bounded(void **state)
 {
     struct orch_seen *s = calloc(1, sizeof(*s));
@@ -139,6 +179,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(expand_refusals),
         cmocka_unit_test(path_under),
         cmocka_unit_test(profile_rel),
+        cmocka_unit_test(mapping_access),
         cmocka_unit_test(seen_is_bounded),
     };
     return UNIT_RUN("orch", tests, NULL, NULL);

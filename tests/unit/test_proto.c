@@ -340,6 +340,9 @@ static void fill_file_put(void *p)
     struct proto_file_put *m = p;
     snprintf(m->path, sizeof(m->path), "Desktop/sub dir/r\xc3\xa9sum\xc3\xa9.txt");
     m->size = 12345;
+    m->readable = 1; /* each flag differs from its neighbour: the round trip keeps them apart */
+    m->writable = 0;
+    m->executable = 1;
 }
 static void fill_file_delete(void *p)
 {
@@ -397,7 +400,7 @@ static const struct msgdef msgs[] = {
     {MSG(upload_result), {N(status), S(proto_upload_result, message)}},
     {MSG(shot), {N(width)}},
     {MSG(shot_info), {N(width), N(height), N(size)}},
-    {MSG(file_put), {S(proto_file_put, path), N(size)}},
+    {MSG(file_put), {S(proto_file_put, path), N(size), B(readable), B(writable), B(executable)}},
     {MSG(file_delete), {S(proto_file_delete, path)}},
     {MSG(file_result), {N(status), S(proto_file_result, message)}},
 };

@@ -1,7 +1,8 @@
 /*
  * win32/orch_plat.c - the orchestrator's platform part on Windows (orch_plat.h): the profile
  * folder from the ProfileList of the account's SID, the user made owner of a written file
- * with a protected DACL (SYSTEM, Administrators, the user), WTSLogoffSession.
+ * with a protected DACL (SYSTEM, Administrators, the user with the rights the mapping's flags
+ * give), WTSLogoffSession.
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
@@ -105,10 +106,11 @@ static int give_one(const char *path, PSID user, PACL dacl, struct err *e)
     return 0;
 }
 
-int orch_plat_give_to_user(const char *path, const char *top, const char *user, struct err *e)
+int orch_plat_give_to_user(const char *path, const char *top, const char *user, unsigned access,
+                           struct err *e)
 {
     PSID sid = NULL;
-    PACL dacl = NULL;
+    PACL dacl = NULL, file_dacl = NULL;
     EXPLICIT_ACCESSW ea[3];
     SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
     PSID system = NULL, admins = NULL;
@@ -138,10 +140,13 @@ int orch_plat_give_to_user(const char *path, const char *top, const char *user, 
         rc = err_set(e, ERR_INTERNAL, "cannot build the access list for %.100s", user);
         goto out;
     }
+    /* the file: what the mapping's flags allow the user; the folders: full control */
+    if ((rc = plat_win_user_file_dacl(sid, access, &file_dacl, e)) < 0)
+        goto out;
     snprintf(p, sizeof(p), "%s", path);
-    while (orch_path_under(p, top) && strlen(p) > strlen(top)) {
+    for (int first = 1; orch_path_under(p, top) && strlen(p) > strlen(top); first = 0) {
         char *a, *b, *cut;
-        if ((rc = give_one(p, sid, dacl, e)) < 0)
+        if ((rc = give_one(p, sid, first ? file_dacl : dacl, e)) < 0)
             goto out;
         a = strrchr(p, '\\');
         b = strrchr(p, '/');
@@ -154,6 +159,8 @@ int orch_plat_give_to_user(const char *path, const char *top, const char *user, 
 out:
     if (dacl)
         LocalFree(dacl);
+    if (file_dacl)
+        LocalFree(file_dacl);
     if (system)
         FreeSid(system);
     if (admins)

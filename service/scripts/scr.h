@@ -56,7 +56,19 @@ enum scr_status {
     SCR_CANCELLED, /* the agent is stopping */
 };
 
+/*
+ * Whom a script runs as when not as the service: the user of a logged-on terminal session.
+ * Windows: the token of session_id's user (WTSQueryUserToken), the user's environment block,
+ * on winsta0\default; POSIX (as root): user's groups, gid and uid, HOME/USER/LOGNAME set.
+ */
+struct scr_run_as {
+    uint32_t session_id;
+    char user[256]; /* the account as the session names it */
+};
+
 struct scr_options {
+    /* NULL: as the service (SYSTEM/root); else as that session's user */
+    const struct scr_run_as *run_as;
     uint32_t timeout_ms; /* per script; 0: SCR_DEFAULT_TIMEOUT s */
     int debug;           /* 1: log the output of successful scripts too */
     size_t output_cap;   /* 0: SCR_OUTPUT_CAP */

@@ -4,10 +4,12 @@ agent.exe --console checks in with the deployment simulator (user_sso on), insta
 scripts and builtin hooks from the server's file mappings, then the simulator plays the
 deployment: POST /session_start (a file mapping outside any profile, a storage mapping) and
 POST /session_end. Asserted: the hooks and scripts ran through cmd.exe in the order of
-KASM_INTERFACE.md section 5 with their KASM_* variables, the mapped file was written and
-removed again, the deployment saw the mapping's contents fetched and then `running`, and
-`destroyed` at the end; a second session_start of the same kasm_id does not run again; no
-token in the log.
+KASM_INTERFACE.md section 5 with their KASM_* variables (map_storage deferred: that user has
+no Windows session), the mapped file was written and removed again, the deployment saw the
+mapping's contents fetched and then `running`, and `destroyed` at the end; a second
+session_start of the same kasm_id does not run again; a session of the user of Wine's own
+session runs map_storage and unmap_storage as that user (CreateProcessAsUserW); no token in
+the log.
 
 Usage: test_orch_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
 Exit status 0 when every check passes.
@@ -151,7 +153,7 @@ def main():
               f"calls {[c.path for c in calls]}")
         check(calls[-1].body == {"kasm_id": kasm_id, "status": "running", "status_progress": 0},
               f"running body {calls[-1].body}")
-        print("ok   session_start: profile hook, file mapping, map_storage, session_start "
+        print("ok   session_start: profile hook, file mapping, map_storage deferred, session_start "
               ".cmd with KASM_* variables, then running; the duplicate did not run")
 
         end = client.session_payload(ending=True)
@@ -163,15 +165,64 @@ def main():
         wait(lambda: any(s.get("destroyed") is True for s in sim.session_statuses(kasm_id)),
              "the destroyed report")
         hooks = [ln.split()[0] for ln in read("hooks.txt").splitlines() if ln.strip()]
-        check(hooks == ["load_persistent_profile", "map_storage", "session_start",
+        # kasm_wine_user has no Windows session: map_storage waited for a logon that never
+        # came (dropped at session_end), unmap_storage ran as the service
+        check(hooks == ["load_persistent_profile", "session_start",
                         "unmap_storage", "save_persistent_profile", "session_end"],
               f"hooks in order: {hooks}")
+        t = text()
+        check(f"kasm_id {kasm_id}: user kasm_wine_user has no session yet: map_storage for 1 "
+              "storage mapping(s) waits for the user's logon" in t, "map_storage deferred")
+        check(f"kasm_id {kasm_id}: user kasm_wine_user never logged on during the session" in t,
+              "the pending mount dropped")
+        check(f"kasm_id {kasm_id}: user kasm_wine_user has no session any more: unmap_storage "
+              "runs as the service" in t, "unmap_storage as the service")
         check(not os.path.exists(shared), "the mapped file was not removed at session_end")
         last = sim.session_statuses(kasm_id)[-1]
         check(last == {"kasm_id": kasm_id, "status_progress": 0, "destroyed": True},
               f"destroyed body {last}")
         print("ok   session_end: unmap_storage, save hook, session_end .cmd, file removed, "
               "then destroyed")
+
+        # the user of Wine's own session: the storage hooks run as that user in that session
+        # (WTSQueryUserToken, CreateProcessAsUserW), map_storage before the running report
+        m = wait(lambda: re.search(r"session (\d+): user (\S+) logged on", text()),
+                 "Wine's session in the session manager")
+        sid, wuser = m.group(1), m.group(2)
+        kasm2 = uuid.uuid4().hex
+        ident2 = K.AgentIdentity(username=wuser + "@example.com", user_id=uuid.uuid4().hex,
+                                 kasm_id=kasm2, server_id=sim.server_id)
+        client2 = K.AgentClient(f"https://127.0.0.1:{port}", sim, ident2)
+        p2 = client2.session_payload()
+        p2["storage_mappings"] = payload["storage_mappings"]
+        r = client2.request("POST", "/session_start", client2.session_token(),
+                            json.dumps(p2).encode(), "application/json")
+        check((r.status, r.body) == (200, b"ok"), f"session_start answered {r.status}")
+        wait(lambda: f"session_start for kasm_id {kasm2} done" in text(), "the second start")
+        e2 = client2.session_payload(ending=True)
+        e2["storage_mappings"] = payload["storage_mappings"]
+        r = client2.request("POST", "/session_end", client2.session_token(),
+                            json.dumps(e2).encode(), "application/json")
+        check((r.status, r.body) == (200, b"ok"), f"session_end answered {r.status}")
+        wait(lambda: f"session_end for kasm_id {kasm2} done" in text(), "the second end")
+        hooks2 = [ln.split()[0] for ln in read("hooks.txt").splitlines()
+                  if ln.strip().endswith(kasm2)]
+        check(hooks2[:2] == ["load_persistent_profile", "map_storage"] and
+              "unmap_storage" in hooks2, f"hooks of the user's session: {hooks2}")
+        t = text()
+        part = t.split(f"session_start for kasm_id {kasm2} (user")[1]
+        for needle in (f"kasm_id {kasm2}: map_storage for 1 storage mapping(s) runs as user "
+                       f"{wuser} in session {sid}",
+                       f"map_storage.cmd: running as user {wuser} in session {sid}",
+                       "map_storage.cmd: exit code 0",
+                       f"kasm_id {kasm2}: unmap_storage for 1 storage mapping(s) runs as user "
+                       f"{wuser} in session {sid}",
+                       "unmap_storage.cmd: exit code 0"):
+            check(needle in part, f"missing in the log: {needle}")
+        check(part.index("map_storage.cmd: exit code 0") <
+              part.index(f"kasm_id {kasm2}: reported running"), "map_storage before running")
+        print(f"ok   storage hooks as user {wuser} in Wine's session {sid}")
+
         t = text()
         tokens = [token] + [c.token for c in sim.calls() if c.token]
         check(not any(tk in t for tk in tokens), "a token appears in the agent's log")

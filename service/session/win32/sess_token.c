@@ -12,6 +12,7 @@
 
 #include "plat.h"
 #include "win32/sess_token.h"
+#include "win32/wide.h"
 
 #define SESS_TOKEN_TRIES    10
 #define SESS_TOKEN_RETRY_MS 300

@@ -14,6 +14,10 @@
  * PowerShell scripts also get them as $name, set by a prologue in a private temporary copy
  * of the script (values base64-encoded, decoded by the prologue: no quoting to break out of).
  *
+ * Scripts run as the service, or (scr_options.run_as: the storage hooks) as the user of a
+ * terminal session; then .ps1/.cmd/.bat run from a private copy that user may read, in the
+ * copy's folder (the scripts folder is admin-only on Windows).
+ *
  * The portable part (scr.c) decides and logs; the platform part (scr_plat.h, posix/ and
  * win32/) checks owners and ACLs and runs a process. docs/scripts.md is the administrator's
  * account of it.

@@ -34,9 +34,11 @@ START_TIMEOUT = 240  # the first Wine start may create the prefix
 PIPE = "\\\\.\\pipe\\kasm-test-orch-%d" % os.getpid()
 
 
-def hook(name):
-    return (b"@echo off\r\n>>\"%~dp0..\\..\\hooks.txt\" echo " + name.encode() +
-            b" %KASM_KASM_ID%\r\n")
+def hook(name, out):
+    """A .cmd hook appending "<name> <kasm_id> <its own folder>" to out (an absolute path: a
+    hook run as the user runs from a private copy elsewhere)."""
+    return (b"@echo off\r\n>>\"" + out.encode() + b"\" echo " + name.encode() +
+            b" %KASM_KASM_ID% %~dp0\r\n")
 
 
 START_CMD = (b"@echo off\r\n"
@@ -77,7 +79,8 @@ def main():
     sim.add_file_mapping("scripts\\session_end\\10_end.cmd", END_CMD)
     for name in ("load_persistent_profile", "save_persistent_profile", "map_storage",
                  "unmap_storage"):
-        sim.add_file_mapping(f"scripts\\builtin\\{name}.cmd", hook(name))
+        sim.add_file_mapping(f"scripts\\builtin\\{name}.cmd",
+                             hook(name, win_path(tmp + "/hooks.txt")))
     with open(cfg, "w", encoding="utf-8") as f:
         f.write("port: 0\nlisten_address: 127.0.0.1\nregistered: true\n"
                 f"api_host: 127.0.0.1\napi_port: {sim.api_port}\nserver_id: {sim.server_id}\n"
@@ -205,10 +208,16 @@ def main():
                             json.dumps(e2).encode(), "application/json")
         check((r.status, r.body) == (200, b"ok"), f"session_end answered {r.status}")
         wait(lambda: f"session_end for kasm_id {kasm2} done" in text(), "the second end")
-        hooks2 = [ln.split()[0] for ln in read("hooks.txt").splitlines()
-                  if ln.strip().endswith(kasm2)]
+        lines2 = [ln.split() for ln in read("hooks.txt").splitlines()
+                  if len(ln.split()) > 1 and ln.split()[1] == kasm2]
+        hooks2 = [ln[0] for ln in lines2]
         check(hooks2[:2] == ["load_persistent_profile", "map_storage"] and
               "unmap_storage" in hooks2, f"hooks of the user's session: {hooks2}")
+        # as the user a hook runs from a private copy (the scripts folder is admin-only)
+        dirs = {ln[0]: ln[2] for ln in lines2 if len(ln) > 2}
+        check("\\tmp\\ps-" in dirs["map_storage"] and "\\tmp\\ps-" in dirs["unmap_storage"]
+              and dirs["load_persistent_profile"].lower().endswith("\\builtin\\"),
+              f"the hooks' folders: {dirs}")
         t = text()
         part = t.split(f"session_start for kasm_id {kasm2} (user")[1]
         for needle in (f"kasm_id {kasm2}: map_storage for 1 storage mapping(s) runs as user "

@@ -104,6 +104,8 @@ static void child_fail_user(int stage)
     _exit(126);
 }
 
+/* POSIX runs .sh scripts only, from where they are (never copied): this gives path to the
+ * user for completeness (owner-only modes stay). */
 int scr_plat_grant_read(const char *path, const struct scr_run_as *run_as, struct err *e)
 {
     struct sess_user *u = malloc(sizeof(*u));
@@ -113,7 +115,6 @@ int scr_plat_grant_read(const char *path, const struct scr_run_as *run_as, struc
         return err_set(e, ERR_NOMEM, "out of memory");
     if ((rc = sess_user_lookup(run_as->user, "a script", u, e)) < 0)
         goto out;
-    /* owner-only modes stay: the user and root, nobody else */
     if (u->switch_user && chown(path, u->uid, (gid_t)-1) < 0)
         rc = err_set(e, plat_err_from_os(errno), "cannot give %s to user %s: %s", path, u->name,
                      strerror(errno));

@@ -877,6 +877,8 @@ static void step_file_mappings(struct orch_run *r, int start)
 static void storage_hooks(struct orch_run *r, const char *hook, const struct scr_run_as *as)
 {
     const cJSON *maps = cJSON_GetObjectItemCaseSensitive(r->root, "storage_mappings"), *m;
+    if (!cJSON_IsObject(maps))
+        return;
     cJSON_ArrayForEach(m, maps)
     {
         struct scr_var vars[SCR_MAX_VARS];

@@ -396,6 +396,7 @@ static int pid_gone(unsigned long pid)
 }
 #endif
 
+#ifndef _WIN32
 /* What the session manager's listener heard (sesm_set_listener). */
 struct heard {
     struct plat_mutex *lock;
@@ -413,6 +414,7 @@ static void on_heard(void *ctx, uint32_t session_id, const char *user)
     snprintf(h->user, sizeof(h->user), "%s", user);
     plat_mutex_unlock(h->lock);
 }
+#endif
 
 static void test_manager_spawn_lease_restart_logoff(void **state)
 {

@@ -879,6 +879,8 @@ static void storage_hooks(struct orch_run *r, const char *hook, const struct scr
     const cJSON *maps = cJSON_GetObjectItemCaseSensitive(r->root, "storage_mappings"), *m;
     if (!cJSON_IsObject(maps))
         return;
+    if (as && !r->ts_session[0]) /* the session's helper is not running (yet) */
+        snprintf(r->ts_session, sizeof(r->ts_session), "%u", (unsigned)as->session_id);
     cJSON_ArrayForEach(m, maps)
     {
         struct scr_var vars[SCR_MAX_VARS];

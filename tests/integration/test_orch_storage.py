@@ -32,6 +32,7 @@ HOOK = """#!/bin/sh
 line=$(/usr/bin/python3 -c 'import json, os, sys, time
 print(json.dumps({"hook": sys.argv[1], "user": sys.argv[2], "t": time.time(),
                   "kasm_id": os.environ.get("KASM_KASM_ID"), "home": os.environ.get("HOME"),
+                  "ts": os.environ.get("KASM_TS_SESSION_ID"),
                   "mapping": json.loads(os.environ.get("KASM_STORAGE_MAPPING", "null"))}))' \
   NAME "$(id -un)")
 printf '%s\\n' "$line" >> "OUT/hooks.jsonl"
@@ -179,6 +180,7 @@ class OrchStorageTest(unittest.TestCase):
         self.assertEqual(len(rec), 1)
         self.assertEqual(rec[0]["user"], self.user)
         self.assertEqual(rec[0]["home"], self.home)
+        self.assertEqual(rec[0]["ts"], "1")  # the session it runs in
         self.assertGreaterEqual(rec[0]["t"], logon)
         self.assert_mapping(rec[0])
         F.wait_until(lambda: f"kasm_id {kasm_id}: deferred storage mappings done (0 failed)"
@@ -207,6 +209,7 @@ class OrchStorageTest(unittest.TestCase):
         self.wait_done("session_start", kasm_id)
         rec = self.records(kasm_id, "map_storage")
         self.assertEqual([r["user"] for r in rec], [self.user])  # before the run's end
+        self.assertEqual(rec[0]["ts"], "1")
         self.assert_mapping(rec[0])
         log = self.a.read_log()
         self.assertIn(f"kasm_id {kasm_id}: map_storage for 1 storage mapping(s) runs as user "

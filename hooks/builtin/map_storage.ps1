@@ -1,7 +1,10 @@
 # map_storage.ps1 - builtin hook of the Kasm open agent: mounts one storage mapping of a
 # session (a cloud drive configured in Kasm) onto <profile>\Desktop\<target> with rclone and
 # WinFsp. Run once per storage mapping at session start (KASM_INTERFACE.md section 5, step 3)
-# as SYSTEM, from a private temporary copy that begins with the session's variables
+# as the user, in the user's logon session (the agent starts it with the user's token, at once
+# or when the user logs on; docs/sessions.md), so that the mount is visible in the user's
+# Explorer; as SYSTEM only when the agent has no session manager. From a private temporary
+# copy that begins with the session's variables
 # ($username, $kasm_id, $jwt_token - a secret, $storage_mapping, ...; also the KASM_*
 # environment variables; docs/scripts.md).
 #
@@ -27,7 +30,9 @@
 #     (RCLONE_CONFIG_KASMSTORAGE_*): the credentials never touch a file or a command line;
 #  4. starts "rclone mount" in the background (Windows has no --daemon), the mount's file
 #     security giving full control to SYSTEM and to the user only, and records its process id
-#     in %ProgramData%\Kasm\mounts\<kasm_id>\<target>.pid (admin-only) for unmap_storage.ps1;
+#     for unmap_storage.ps1 in <state>\<target>.pid: as the user <state> is
+#     %LOCALAPPDATA%\Kasm\mounts\<kasm_id> (SYSTEM and the user only), as SYSTEM
+#     %ProgramData%\Kasm\mounts\<kasm_id> (admin-only);
 #  5. waits up to 30 s for the mount point to appear, and fails (rclone stopped) otherwise.
 #
 # Exit codes: 0 mounted; 2 bad input; 3 rclone or WinFsp missing; 4 the user's profile not
@@ -164,11 +169,18 @@ if (Test-Path -LiteralPath $mountPoint) {
     Remove-Item -LiteralPath $mountPoint -Force
 }
 
-# ---- state folder (admin-only) ----
-$stateDir = Join-Path $env:ProgramData "Kasm\mounts\$kasmId"
+# ---- state folder: private to whoever runs the hook ----
+$me = [System.Security.Principal.WindowsIdentity]::GetCurrent()
+if ($me.IsSystem) {
+    $stateDir = Join-Path $env:ProgramData "Kasm\mounts\$kasmId"
+    $stateSddl = 'D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+} else {
+    $stateDir = Join-Path $env:LOCALAPPDATA "Kasm\mounts\$kasmId"
+    $stateSddl = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;$($me.User.Value))"
+}
 New-Item -ItemType Directory -Force -Path $stateDir | Out-Null
 $acl = New-Object System.Security.AccessControl.DirectorySecurity
-$acl.SetSecurityDescriptorSddlForm('D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')
+$acl.SetSecurityDescriptorSddlForm($stateSddl)
 Set-Acl -LiteralPath $stateDir -AclObject $acl
 $pidFile = Join-Path $stateDir "$target.pid"
 $logFile = Join-Path $stateDir "$target.log"

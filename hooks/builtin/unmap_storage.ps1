@@ -1,13 +1,16 @@
 # unmap_storage.ps1 - builtin hook of the Kasm open agent: removes one storage mapping that
 # map_storage.ps1 mounted. Run once per storage mapping at session end (KASM_INTERFACE.md
-# section 5) as SYSTEM, after the user has been logged off (when configured), with the same
-# variables as map_storage.ps1 ($username, $kasm_id, $storage_mapping with its "target"; also
-# the KASM_* environment variables; docs/scripts.md).
+# section 5), after the user has been logged off (when configured), with the same variables
+# as map_storage.ps1 ($username, $kasm_id, $storage_mapping with its "target"; also the KASM_*
+# environment variables; docs/scripts.md): as the user in the user's session when it still
+# exists, else as SYSTEM (so that the state is cleaned up).
 #
 # What it does: reads the rclone process id that map_storage.ps1 recorded in
-# %ProgramData%\Kasm\mounts\<kasm_id>\<target>.pid, checks that this process still is
-# rclone.exe (a recycled id is never killed), stops it (which removes the WinFsp mount
-# point), removes the .pid file, the log and, when empty, the session's state folder.
+# <state>\<target>.pid - %LOCALAPPDATA%\Kasm\mounts\<kasm_id> of the user (as SYSTEM: found
+# through the account's profile), else %ProgramData%\Kasm\mounts\<kasm_id> -, checks that this
+# process still is rclone.exe (a recycled id is never killed) and, as SYSTEM with an id read
+# from the user's profile, that it belongs to that user, stops it (which removes the WinFsp
+# mount point), removes the .pid file, the log and, when empty, the session's state folder.
 # A mapping that is not mounted is no error (exit 0): session_end may run after a failed start.
 #
 # Exit codes: 0 unmounted or nothing to do; 2 bad input; 7 the mount could not be removed.
@@ -53,17 +56,49 @@ try { $mapping = $json | ConvertFrom-Json } catch { Fail 'storage_mapping is not
 $target = [string](Get-Prop $mapping 'target')
 if (-not (Test-SafeName $target)) { Fail 'the target is missing or not a safe folder name' 2 }
 
-$stateDir = Join-Path $env:ProgramData "Kasm\mounts\$kasmId"
-$pidFile = Join-Path $stateDir "$target.pid"
-if (-not (Test-Path -LiteralPath $pidFile -PathType Leaf)) {
+# where map_storage.ps1 kept its state: the user's own folder when it ran as the user
+$me = [System.Security.Principal.WindowsIdentity]::GetCurrent()
+$userSid = $null
+$stateDirs = New-Object System.Collections.Generic.List[string]
+if ($me.IsSystem) {
+    $account = Get-KasmVar 'username'
+    if ($account.Contains('@')) { $account = $account.Substring(0, $account.IndexOf('@')) }
+    try {
+        $userSid = (New-Object System.Security.Principal.NTAccount($account)).Translate(
+            [System.Security.Principal.SecurityIdentifier]).Value
+        $plist = "HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList\$userSid"
+        $profileDir = (Get-ItemProperty -LiteralPath $plist -ErrorAction SilentlyContinue |
+            ForEach-Object { Get-Prop $_ 'ProfileImagePath' })
+        if ($profileDir) { $stateDirs.Add((Join-Path $profileDir "AppData\Local\Kasm\mounts\$kasmId")) }
+    } catch { $userSid = $null }
+} else {
+    $stateDirs.Add((Join-Path $env:LOCALAPPDATA "Kasm\mounts\$kasmId"))
+}
+$stateDirs.Add((Join-Path $env:ProgramData "Kasm\mounts\$kasmId"))
+$stateDir = $null
+foreach ($d in $stateDirs) {
+    if ($null -eq $stateDir -and (Test-Path -LiteralPath (Join-Path $d "$target.pid") -PathType Leaf)) {
+        $stateDir = $d
+    }
+}
+if ($null -eq $stateDir) {
     Write-Output "unmap_storage: '$target' is not mounted for session $kasmId; nothing to do"
     exit 0
 }
+$pidFile = Join-Path $stateDir "$target.pid"
+# as SYSTEM, an id read from the user's own folder only ever stops that user's process
+$mustOwn = $me.IsSystem -and -not $stateDir.StartsWith($env:ProgramData, [StringComparison]::OrdinalIgnoreCase)
 $procId = 0
 if (-not [int]::TryParse((Get-Content -LiteralPath $pidFile -TotalCount 1), [ref]$procId)) {
     Fail "$pidFile does not hold a process id" 7
 }
 $proc = Get-Process -Id $procId -ErrorAction SilentlyContinue
+if ($null -ne $proc -and $mustOwn) {
+    $owner = $null
+    $cim = Get-CimInstance Win32_Process -Filter "ProcessId = $procId" -ErrorAction SilentlyContinue
+    if ($null -ne $cim) { $owner = (Invoke-CimMethod -InputObject $cim -MethodName GetOwnerSid).Sid }
+    if ($null -eq $userSid -or $owner -ne $userSid) { $proc = $null }
+}
 if ($null -ne $proc -and $proc.ProcessName -eq 'rclone') {
     Stop-Process -Id $procId -Force
     try { $proc.WaitForExit(15000) | Out-Null } catch { }

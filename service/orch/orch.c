@@ -1,7 +1,8 @@
 /*
  * orch.c - the session orchestrator (orch.h): the start and end sequences of a Kasm session,
- * the deployment reports, and the portable helpers (%VAR% expansion, the started-sessions
- * memory).
+ * the deployment reports, the storage mappings waiting for their user's logon (a worker
+ * thread woken by the session manager), and the portable helpers (%VAR% expansion, the
+ * started-sessions memory, the pending list).
  */
 #define LOG_MODULE "session"
 
@@ -31,12 +32,19 @@
 #define ORCH_RETRY_MAX_MS      30000u
 #define ORCH_RETRY_NO_EXP_S    600 /* a session token without exp: retry this long */
 
+/*
+ * Lock order: the session manager's lock, then o->lock (its listener takes o->lock), so no
+ * sesm_* call is ever made while holding o->lock.
+ */
 struct orch {
     struct orch_config c;
-    struct plat_mutex *lock; /* guards seen, cancelled */
-    struct plat_cond *wake;  /* orch_cancel wakes the report retries */
+    struct plat_mutex *lock; /* guards seen, cancelled, pending, poked */
+    struct plat_cond *wake;  /* orch_cancel wakes the report retries; the pending worker */
     struct orch_seen seen;
     int cancelled;
+    struct orch_pending_list pending; /* storage mappings waiting for their user's logon */
+    int poked;                        /* a session appeared since the worker last looked */
+    struct plat_thread *worker;       /* runs the pending mappings (with a session manager) */
 };
 
 #ifdef _WIN32
@@ -51,6 +59,8 @@ struct orch_run {
     int start;
     cJSON *root;
     const char *kasm_id, *username, *user_id, *jwt;
+    const char *payload; /* the payload text (a pending mount keeps a copy) */
+    size_t payload_len;
     char user[256]; /* the local account: username without "@domain" */
     char profile[1024];
     int progress;
@@ -208,7 +218,122 @@ int orch_seen_remove(struct orch_seen *s, const char *id)
     return 0;
 }
 
+static void pending_free(struct orch_pending *p)
+{
+    if (!p)
+        return;
+    if (p->payload) {
+        memset(p->payload, 0, p->len); /* the session token and storage credentials */
+        free(p->payload);
+    }
+    free(p);
+}
+
+void orch_pending_remove(struct orch_pending_list *l, struct orch_pending *p)
+{
+    for (struct orch_pending **pp = &l->head; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            l->count--;
+            pending_free(p);
+            return;
+        }
+}
+
+static struct orch_pending *pending_find(struct orch_pending_list *l, const char *kasm_id)
+{
+    for (struct orch_pending *p = l->head; p; p = p->next)
+        if (strcmp(p->kasm_id, kasm_id) == 0)
+            return p;
+    return NULL;
+}
+
+int orch_pending_add(struct orch_pending_list *l, const char *kasm_id, const char *user,
+                     const char *payload, size_t len, int64_t expires, struct err *e)
+{
+    struct orch_pending *p, *old = pending_find(l, kasm_id);
+
+    if (old && !old->running)
+        orch_pending_remove(l, old);
+    if (l->count >= ORCH_PENDING_MAX)
+        return err_set(e, ERR_TOO_LARGE,
+                       "%d sessions already wait for their user's logon; the storage "
+                       "mappings of this one are not kept",
+                       ORCH_PENDING_MAX);
+    if (!(p = calloc(1, sizeof(*p))) || !(p->payload = malloc(len + 1))) {
+        free(p);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    snprintf(p->kasm_id, sizeof(p->kasm_id), "%s", kasm_id);
+    snprintf(p->user, sizeof(p->user), "%s", user);
+    memcpy(p->payload, payload, len);
+    p->payload[len] = '\0';
+    p->len = len;
+    p->expires = expires;
+    p->next = l->head;
+    l->head = p;
+    l->count++;
+    return 0;
+}
+
+int orch_pending_drop(struct orch_pending_list *l, const char *kasm_id)
+{
+    int running = 0;
+    for (struct orch_pending *p = l->head, *next; p; p = next) {
+        next = p->next;
+        if (strcmp(p->kasm_id, kasm_id) != 0)
+            continue;
+        if (p->running) {
+            running = 1;
+            continue;
+        }
+        orch_pending_remove(l, p);
+        return 1;
+    }
+    return running ? 2 : 0;
+}
+
+size_t orch_pending_expire(struct orch_pending_list *l, int64_t now,
+                           void (*each)(void *ctx, const struct orch_pending *p), void *ctx)
+{
+    size_t n = 0;
+    for (struct orch_pending *p = l->head, *next; p; p = next) {
+        next = p->next;
+        if (p->running || p->expires > now)
+            continue;
+        if (each)
+            each(ctx, p);
+        orch_pending_remove(l, p);
+        n++;
+    }
+    return n;
+}
+
+void orch_pending_clear(struct orch_pending_list *l)
+{
+    while (l->head) {
+        struct orch_pending *p = l->head;
+        l->head = p->next;
+        pending_free(p);
+    }
+    l->count = 0;
+}
+
 /* ---- the orchestrator ---- */
+
+static void pending_worker(void *arg);
+
+/* The session manager's listener: a session of a user appeared (its lock held: only wake). */
+static void on_session(void *ctx, uint32_t session_id, const char *user)
+{
+    struct orch *o = ctx;
+    (void)session_id;
+    (void)user;
+    plat_mutex_lock(o->lock);
+    o->poked = 1;
+    plat_cond_broadcast(o->wake);
+    plat_mutex_unlock(o->lock);
+}
 
 int orch_create(const struct orch_config *c, struct orch **out, struct err *e)
 {
@@ -226,6 +351,15 @@ int orch_create(const struct orch_config *c, struct orch **out, struct err *e)
         plat_mutex_destroy(o->lock);
         free(o);
         return rc;
+    }
+    if (o->c.sessions) {
+        if ((rc = plat_thread_start(&o->worker, pending_worker, o, e)) < 0) {
+            plat_cond_destroy(o->wake);
+            plat_mutex_destroy(o->lock);
+            free(o);
+            return err_prefix(e, "starting the storage mapping worker");
+        }
+        sesm_set_listener(o->c.sessions, on_session, o);
     }
     *out = o;
     return 0;
@@ -245,6 +379,16 @@ void orch_free(struct orch *o)
 {
     if (!o)
         return;
+    if (o->worker) {
+        sesm_set_listener(o->c.sessions, NULL, NULL); /* no call into o after this */
+        orch_cancel(o);
+        plat_thread_join(o->worker);
+    }
+    if (o->pending.count)
+        log_info("%zu session(s) still waited for their user's logon to map storage; "
+                 "forgotten as the agent stops",
+                 o->pending.count);
+    orch_pending_clear(&o->pending);
     plat_cond_destroy(o->wake);
     plat_mutex_destroy(o->lock);
     free(o);
@@ -483,7 +627,7 @@ out:
 /* A builtin hook by name: the first of name.ps1/.cmd/.bat/.sh in builtin/ that exists and
  * that this platform runs. 0 ran (or absent: *ran 0), <0 could not run or failed. */
 static int run_hook(struct orch_run *r, const char *name, const struct scr_var *vars, size_t nvars,
-                    struct err *e)
+                    const struct scr_run_as *as, struct err *e)
 {
     static const char *const exts[] = {".ps1", ".cmd", ".bat", ".sh"};
     char dir[CFG_PATH_MAX], file[300], path[CFG_PATH_MAX + 300];
@@ -499,6 +643,7 @@ static int run_hook(struct orch_run *r, const char *name, const struct scr_var *
             fs_join(dir, file, path, sizeof(path), NULL) < 0 || plat_path_stat(path, &fi, NULL) < 0)
             continue;
         scr_opts(r, &so);
+        so.run_as = as;
         memset(&res, 0, sizeof(res));
         scr_run_file(path, vars, nvars, &so, &res, e);
         if (res.status == SCR_OK)
@@ -513,7 +658,7 @@ static int run_hook(struct orch_run *r, const char *name, const struct scr_var *
 static void step_hook(struct orch_run *r, const char *name)
 {
     struct err e = ERR_INIT;
-    if (run_hook(r, name, r->vars, r->nvars, &e) < 0)
+    if (run_hook(r, name, r->vars, r->nvars, NULL, &e) < 0)
         step_failed(r, name, e.msg);
 }
 
@@ -769,11 +914,14 @@ static void step_file_mappings(struct orch_run *r, int start)
     }
 }
 
-static void step_storage(struct orch_run *r, const char *hook)
+/* The hook for every storage mapping, as the session's user (as) or the service (NULL). */
+static void storage_hooks(struct orch_run *r, const char *hook, const struct scr_run_as *as)
 {
     const cJSON *maps = cJSON_GetObjectItemCaseSensitive(r->root, "storage_mappings"), *m;
     if (!cJSON_IsObject(maps))
         return;
+    if (as && !r->ts_session[0]) /* the session's helper is not running (yet) */
+        snprintf(r->ts_session, sizeof(r->ts_session), "%u", (unsigned)as->session_id);
     cJSON_ArrayForEach(m, maps)
     {
         struct scr_var vars[SCR_MAX_VARS];
@@ -798,13 +946,77 @@ static void step_storage(struct orch_run *r, const char *hook)
         cJSON_Delete(copy);
         memcpy(vars, r->vars, n * sizeof(vars[0]));
         vars[n++] = (struct scr_var){"storage_mapping", json ? json : "{}", 1};
-        if (run_hook(r, hook, vars, n, &e) < 0)
+        if (run_hook(r, hook, vars, n, as, &e) < 0)
             step_failed(r, what, e.msg);
         if (json) {
             memset(json, 0, strlen(json)); /* driver options hold credentials */
             free(json);
         }
     }
+}
+
+/* When a session token stops being usable: its exp, else ORCH_PENDING_NO_EXP_S from now. */
+static int64_t token_expiry(const char *jwt)
+{
+    struct jwt_claims claims = {0};
+    int64_t t = plat_wall_time() + ORCH_PENDING_NO_EXP_S;
+    if (jwt[0] && jwt_decode_unverified(jwt, strlen(jwt), &claims, NULL) == 0 && claims.has_exp)
+        t = claims.exp;
+    jwt_claims_free(&claims);
+    return t;
+}
+
+/*
+ * map_storage (start) or unmap_storage for every storage mapping: as the user in the user's
+ * session when there is one; else map_storage waits for the user's logon (pending) and
+ * unmap_storage runs as the service; without a session manager both run as the service.
+ */
+static void step_storage(struct orch_run *r, int start)
+{
+    const char *hook = start ? "map_storage" : "unmap_storage";
+    const cJSON *maps = cJSON_GetObjectItemCaseSensitive(r->root, "storage_mappings");
+    struct scr_run_as as;
+    struct err e = ERR_INIT;
+    int count = cJSON_IsObject(maps) ? cJSON_GetArraySize(maps) : 0, rc;
+    int64_t expires;
+
+    if (count == 0)
+        return;
+    memset(&as, 0, sizeof(as));
+    if (!r->o->c.sessions) {
+        log_info("kasm_id %s: no session manager: %s runs as the service for %d storage "
+                 "mapping(s)",
+                 r->kasm_id, hook, count);
+        storage_hooks(r, hook, NULL);
+        return;
+    }
+    if (sesm_find_user(r->o->c.sessions, r->user, &as.session_id, as.user, sizeof(as.user), NULL) ==
+        0) {
+        log_info("kasm_id %s: %s for %d storage mapping(s) runs as user %s in session %u",
+                 r->kasm_id, hook, count, as.user, (unsigned)as.session_id);
+        storage_hooks(r, hook, &as);
+        return;
+    }
+    if (!start) {
+        log_info("kasm_id %s: user %s has no session any more: unmap_storage runs as the service "
+                 "for %d storage mapping(s) (cleanup)",
+                 r->kasm_id, r->user, count);
+        storage_hooks(r, hook, NULL);
+        return;
+    }
+    expires = token_expiry(r->jwt);
+    plat_mutex_lock(r->o->lock);
+    rc = orch_pending_add(&r->o->pending, r->kasm_id, r->user, r->payload, r->payload_len, expires,
+                          &e);
+    plat_cond_broadcast(r->o->wake); /* the worker looks again (the user may be there now) */
+    plat_mutex_unlock(r->o->lock);
+    if (rc < 0) {
+        step_failed(r, hook, e.msg);
+        return;
+    }
+    log_info("kasm_id %s: user %s has no session yet: map_storage for %d storage mapping(s) "
+             "waits for the user's logon (at most %lld s, until the session token expires)",
+             r->kasm_id, r->user, count, (long long)(expires - plat_wall_time()));
 }
 
 static int run_init(struct orch_run *r, struct orch *o, int start, const char *payload, size_t len)
@@ -821,6 +1033,8 @@ static int run_init(struct orch_run *r, struct orch *o, int start, const char *p
     r->username = str_field(r->root, "username");
     r->user_id = str_field(r->root, "user_id");
     r->jwt = str_field(r->root, "jwt");
+    r->payload = payload;
+    r->payload_len = len;
     snprintf(r->user, sizeof(r->user), "%s", r->username);
     if ((at = strchr(r->user, '@')))
         r->user[at - r->user] = '\0';
@@ -835,6 +1049,118 @@ static void run_free(struct orch_run *r)
     if (cJSON_IsString(tok) && tok->valuestring)
         memset(tok->valuestring, 0, strlen(tok->valuestring));
     cJSON_Delete(r->root);
+}
+
+/* Session end: a mount still waiting for the user's logon is dropped; one running now is
+ * waited for (unmap_storage comes after it). */
+static void drop_pending(struct orch_run *r)
+{
+    struct orch *o = r->o;
+    int rc, waited = 0;
+
+    plat_mutex_lock(o->lock);
+    while ((rc = orch_pending_drop(&o->pending, r->kasm_id)) == 2 && !o->cancelled) {
+        waited = 1;
+        plat_cond_wait(o->wake, o->lock, 1000);
+    }
+    plat_mutex_unlock(o->lock);
+    if (rc == 1)
+        log_info("kasm_id %s: user %s never logged on during the session: its storage "
+                 "mappings were never mounted; dropped",
+                 r->kasm_id, r->user);
+    else if (waited)
+        log_info("kasm_id %s: waited for the deferred map_storage to finish", r->kasm_id);
+}
+
+/* The worker: runs map_storage, as the user, for a pending session whose user has logged on. */
+static void run_deferred(struct orch *o, struct orch_pending *p, const struct scr_run_as *as)
+{
+    struct orch_run *r = malloc(sizeof(*r));
+
+    if (!r) {
+        log_error("kasm_id %s: out of memory: the deferred storage mappings are not mounted",
+                  p->kasm_id);
+        return;
+    }
+    if (run_init(r, o, 1, p->payload, p->len) < 0)
+        goto out;
+    r->start = 0; /* the running report went long ago: failures are logged, not reported */
+    log_info("kasm_id %s: user %s logged on (session %u): map_storage for the deferred storage "
+             "mappings runs as the user",
+             r->kasm_id, as->user, (unsigned)as->session_id);
+    storage_hooks(r, "map_storage", as);
+    log_info("kasm_id %s: deferred storage mappings done (%u failed)", r->kasm_id, r->failed);
+out:
+    run_free(r);
+    free(r);
+}
+
+static void log_expired(void *ctx, const struct orch_pending *p)
+{
+    (void)ctx;
+    log_warning("kasm_id %s: the session token expired before user %s logged on: its storage "
+                "mappings are dropped (never mounted)",
+                p->kasm_id, p->user);
+}
+
+static void pending_worker(void *arg)
+{
+    struct orch *o = arg;
+    struct cand {
+        char kasm_id[128];
+        char user[256];
+    } *cands = calloc(ORCH_PENDING_MAX, sizeof(*cands));
+
+    if (!cands) {
+        log_error("out of memory: storage mappings that wait for a logon are never mounted");
+        return;
+    }
+    plat_mutex_lock(o->lock);
+    while (!o->cancelled) {
+        int64_t now = plat_wall_time(), next = now + 30;
+        size_t n = 0, found = ORCH_PENDING_MAX;
+        struct scr_run_as as;
+
+        orch_pending_expire(&o->pending, now, log_expired, NULL);
+        for (struct orch_pending *p = o->pending.head; p && n < ORCH_PENDING_MAX; p = p->next) {
+            if (p->running)
+                continue;
+            memcpy(cands[n].kasm_id, p->kasm_id, sizeof(cands[n].kasm_id));
+            memcpy(cands[n].user, p->user, sizeof(cands[n].user));
+            n++;
+            if (p->expires < next)
+                next = p->expires;
+        }
+        o->poked = 0;
+        plat_mutex_unlock(o->lock);
+        memset(&as, 0, sizeof(as));
+        for (size_t i = 0; i < n && found == ORCH_PENDING_MAX; i++)
+            if (sesm_find_user(o->c.sessions, cands[i].user, &as.session_id, as.user,
+                               sizeof(as.user), NULL) == 0)
+                found = i;
+        plat_mutex_lock(o->lock);
+        if (found < ORCH_PENDING_MAX) {
+            struct orch_pending *p = pending_find(&o->pending, cands[found].kasm_id);
+            if (p && !p->running && !o->cancelled) {
+                p->running = 1;
+                plat_mutex_unlock(o->lock);
+                run_deferred(o, p, &as);
+                plat_mutex_lock(o->lock);
+                orch_pending_remove(&o->pending, p);
+                plat_cond_broadcast(o->wake); /* a session_end may wait for it */
+            }
+            continue;
+        }
+        if (!o->poked && !o->cancelled) {
+            int64_t wait_s = next - plat_wall_time();
+            plat_cond_wait(o->wake, o->lock,
+                           wait_s <= 0    ? 10u
+                           : wait_s >= 30 ? 30000u
+                                          : (uint32_t)wait_s * 1000u);
+        }
+    }
+    plat_mutex_unlock(o->lock);
+    free(cands);
 }
 
 void orch_session_start(struct orch *o, const char *payload, size_t len)
@@ -869,7 +1195,7 @@ void orch_session_start(struct orch *o, const char *payload, size_t len)
     /* (3) file and storage mappings (single sign-on deployments) */
     if (r->user_sso && !cancelled(o)) {
         step_file_mappings(r, 1);
-        step_storage(r, "map_storage");
+        step_storage(r, 1);
     } else if (!r->user_sso) {
         log_debug("kasm_id %s: user_sso is off: no file or storage mappings", r->kasm_id);
     }
@@ -915,9 +1241,10 @@ void orch_session_end(struct orch *o, const char *payload, size_t len)
         else
             log_info("kasm_id %s: %u session(s) of %s logged off", r->kasm_id, n, r->user);
     }
+    drop_pending(r);
     if (r->user_sso && !cancelled(o)) {
         step_file_mappings(r, 0);
-        step_storage(r, "unmap_storage");
+        step_storage(r, 0);
     }
     if (!cancelled(o))
         step_hook(r, "save_persistent_profile");

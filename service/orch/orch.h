@@ -13,6 +13,15 @@
  * unmap_storage, the save_persistent_profile hook, the session_end scripts, the mandatory
  * `destroyed` report.
  *
+ * The storage hooks run as the user, in the user's terminal session (found through the
+ * session manager, sesm_find_user): map_storage at once when the user has a session, else
+ * deferred - the mappings wait (struct orch_pending) until the session manager reports a
+ * session of that user (sesm_set_listener: a logon, a session found by enumeration, a helper's
+ * HELLO), then a worker thread runs map_storage as the user; the `running` report never waits
+ * for it. A pending mount is dropped at session_end or when the session token expires.
+ * unmap_storage runs in the user's session when there is one, else as the service. Without a
+ * session manager both run as the service.
+ *
  * A session_start for a kasm_id that already started is not run again (a bounded memory of
  * started sessions); a session_end for an unknown kasm_id still reports destroyed. A failed
  * step is logged and reported as a progress message; the final report is always attempted.
@@ -22,6 +31,7 @@
 #define KASM_ORCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -89,5 +99,36 @@ struct orch_seen {
 int orch_seen_add(struct orch_seen *s, const char *id);
 /* Forgets id (session_end); 1 when it was there. */
 int orch_seen_remove(struct orch_seen *s, const char *id);
+
+/* Storage mappings waiting for their user's logon (a list, guarded by the caller). */
+#define ORCH_PENDING_MAX      64
+#define ORCH_PENDING_NO_EXP_S (12 * 3600) /* a session token without exp: wait this long */
+struct orch_pending {
+    char kasm_id[128];
+    char user[256]; /* the local account (no "@domain") */
+    char *payload;  /* the session_start payload (holds secrets: wiped when freed) */
+    size_t len;
+    int64_t expires; /* Unix seconds: dropped after this */
+    int running;     /* map_storage is running for it now: not dropped, not expired */
+    struct orch_pending *next;
+};
+struct orch_pending_list {
+    struct orch_pending *head;
+    size_t count;
+};
+/* Adds a copy of payload for kasm_id (an entry of the same kasm_id that is not running is
+ * replaced). ERR_TOO_LARGE beyond ORCH_PENDING_MAX entries, ERR_NOMEM. */
+int orch_pending_add(struct orch_pending_list *l, const char *kasm_id, const char *user,
+                     const char *payload, size_t len, int64_t expires, struct err *e);
+/* The entry of kasm_id: 0 none, 1 removed (not running), 2 running (left in place). */
+int orch_pending_drop(struct orch_pending_list *l, const char *kasm_id);
+/* Removes the entries (not running) whose expires <= now; each(ctx, entry) is called before
+ * one is freed (may be NULL). Returns how many. */
+size_t orch_pending_expire(struct orch_pending_list *l, int64_t now,
+                           void (*each)(void *ctx, const struct orch_pending *p), void *ctx);
+/* Unlinks p (in l) and frees it. */
+void orch_pending_remove(struct orch_pending_list *l, struct orch_pending *p);
+/* Frees every entry. */
+void orch_pending_clear(struct orch_pending_list *l);
 
 #endif

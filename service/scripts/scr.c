@@ -530,19 +530,40 @@ int scr_run_file(const char *path, const struct scr_var *vars, size_t nvars,
     sp.cancelled = o ? o->cancelled : NULL;
     sp.cancel_ctx = o ? o->cancel_ctx : NULL;
     sp.out_cap = x.out.cap;
+    sp.run_as = o ? o->run_as : NULL;
 
-    if (kind == SCR_KIND_PS1) {
-        /* The variables as $name: a private temporary copy with the prologue. */
-        if ((rc = fs_read_all(path, SCR_PS_MAX_BYTES, &text, &text_len, e)) < 0 ||
-            (rc = scr_ps_copy(text, text_len, vars, nvars, &copy, &copy_len, e)) < 0 ||
-            (rc = make_private_tmp(path, tmp_dir, sizeof(tmp_dir), e)) < 0 ||
-            (rc = fs_join(tmp_dir, name, tmp_file, sizeof(tmp_file), e)) < 0 ||
-            (rc = fs_write_atomic(tmp_file, copy, copy_len, FS_WRITE_PRIVATE, e)) < 0)
+    /*
+     * A private temporary copy: always for PowerShell (the variables as $name, a prologue);
+     * for cmd.exe scripts run as a user too - the scripts folder is admin-only on Windows, so
+     * the user could not read the original. That user may read the copy and its folder (still
+     * nobody else), which is also the working directory then.
+     */
+    if (kind == SCR_KIND_PS1 || (sp.run_as && kind == SCR_KIND_CMD)) {
+        if ((rc = fs_read_all(path, SCR_PS_MAX_BYTES, &text, &text_len, e)) < 0)
             goto start_failed;
+        if (kind == SCR_KIND_PS1 &&
+            (rc = scr_ps_copy(text, text_len, vars, nvars, &copy, &copy_len, e)) < 0)
+            goto start_failed;
+        if ((rc = make_private_tmp(path, tmp_dir, sizeof(tmp_dir), e)) < 0 ||
+            (rc = fs_join(tmp_dir, name, tmp_file, sizeof(tmp_file), e)) < 0 ||
+            (rc = fs_write_atomic(tmp_file, copy ? copy : text, copy ? copy_len : text_len,
+                                  FS_WRITE_PRIVATE, e)) < 0)
+            goto start_failed;
+        if (sp.run_as && ((rc = scr_plat_grant_read(tmp_dir, sp.run_as, e)) < 0 ||
+                          (rc = scr_plat_grant_read(tmp_file, sp.run_as, e)) < 0)) {
+            err_prefix(e, "cannot let %s read the private copy", sp.run_as->user);
+            goto start_failed;
+        }
         sp.script = tmp_file;
+        if (sp.run_as)
+            sp.cwd = tmp_dir;
     }
 
-    log_info("%s: running (timeout %u s)", name, (unsigned)(sp.timeout_ms / 1000));
+    if (sp.run_as)
+        log_info("%s: running as user %s in session %u (timeout %u s)", name, sp.run_as->user,
+                 (unsigned)sp.run_as->session_id, (unsigned)(sp.timeout_ms / 1000));
+    else
+        log_info("%s: running (timeout %u s)", name, (unsigned)(sp.timeout_ms / 1000));
     t0 = plat_monotonic_ms();
     rc = scr_plat_run(&sp, &x, e);
     res->duration_ms = plat_monotonic_ms() - t0;

@@ -14,6 +14,10 @@
  * PowerShell scripts also get them as $name, set by a prologue in a private temporary copy
  * of the script (values base64-encoded, decoded by the prologue: no quoting to break out of).
  *
+ * Scripts run as the service, or (scr_options.run_as: the storage hooks) as the user of a
+ * terminal session; then .ps1/.cmd/.bat run from a private copy that user may read, in the
+ * copy's folder (the scripts folder is admin-only on Windows).
+ *
  * The portable part (scr.c) decides and logs; the platform part (scr_plat.h, posix/ and
  * win32/) checks owners and ACLs and runs a process. docs/scripts.md is the administrator's
  * account of it.
@@ -56,7 +60,19 @@ enum scr_status {
     SCR_CANCELLED, /* the agent is stopping */
 };
 
+/*
+ * Whom a script runs as when not as the service: the user of a logged-on terminal session.
+ * Windows: the token of session_id's user (WTSQueryUserToken), the user's environment block,
+ * on winsta0\default; POSIX (as root): user's groups, gid and uid, HOME/USER/LOGNAME set.
+ */
+struct scr_run_as {
+    uint32_t session_id;
+    char user[256]; /* the account as the session names it */
+};
+
 struct scr_options {
+    /* NULL: as the service (SYSTEM/root); else as that session's user */
+    const struct scr_run_as *run_as;
     uint32_t timeout_ms; /* per script; 0: SCR_DEFAULT_TIMEOUT s */
     int debug;           /* 1: log the output of successful scripts too */
     size_t output_cap;   /* 0: SCR_OUTPUT_CAP */

@@ -33,6 +33,7 @@ struct scr_spawn {
     int (*cancelled)(void *ctx); /* may be NULL */
     void *cancel_ctx;
     size_t out_cap;
+    const struct scr_run_as *run_as; /* NULL: as the service */
 };
 
 struct scr_exit {
@@ -46,11 +47,19 @@ struct scr_exit {
  * Runs the script (stdout and stderr together into x->out, stdin empty) and waits for it,
  * the timeout or the cancellation. On a timeout or a cancellation the whole process tree is
  * killed. When the script exits by itself, processes it left behind are not killed; its
- * output is read until it exits (what they write later is not collected). x->out must be
+ * output is read until it exits (what they write later is not collected). With s->run_as
+ * the process runs as that session's user (see struct scr_run_as). x->out must be
  * initialised (scr_outbuf_init); 0 once the process ran, else ERR_* (could not start).
  * Windows: output that is not valid UTF-8 is converted from the OEM code page (what cmd.exe
  * and a redirected PowerShell write).
  */
 int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e);
+
+/*
+ * Lets the user of run_as read path (the private copy of a PowerShell script, or its
+ * folder), nobody else beyond SYSTEM/Administrators (root): Windows adds a read-and-execute
+ * ACE for the user's SID to the protected DACL; POSIX gives the file or folder to the user.
+ */
+int scr_plat_grant_read(const char *path, const struct scr_run_as *run_as, struct err *e);
 
 #endif

@@ -80,6 +80,8 @@ struct sesm {
     int enumerate; /* m->lock: re-enumerate at the next wake-up */
     struct sesm_slot *slots;
     struct sesm_inst *retired;
+    sesm_listener_fn listener; /* m->lock */
+    void *listener_ctx;
 };
 
 /* ---- pure helpers (sesm_int.h) ---- */
@@ -137,6 +139,13 @@ int sesm_user_match(const char *want, const char *have)
 #else
     return memcmp(w, h, wn) == 0;
 #endif
+}
+
+/* Tells the listener that a session of a user is there (m->lock held). */
+static void sesm_tell(struct sesm *m, const struct sesm_slot *s)
+{
+    if (m->listener)
+        m->listener(m->listener_ctx, s->info.id, s->info.user);
 }
 
 /* ---- instances ---- */
@@ -318,6 +327,7 @@ static void sesm_reconcile(struct sesm *m, const struct sess_info *list, size_t 
                 s->throttle.next_ms = 0;
                 s->restart_at_ms = 0;
                 sesm_set_state(s, SESM_RESTARTING);
+                sesm_tell(m, s);
                 plat_mutex_unlock(m->lock);
             } else if (s->info.console != list[i].console ||
                        strcmp(s->info.display, list[i].display) != 0) {
@@ -343,6 +353,7 @@ static void sesm_reconcile(struct sesm *m, const struct sess_info *list, size_t 
         plat_mutex_lock(m->lock);
         s->next = m->slots;
         m->slots = s;
+        sesm_tell(m, s);
         plat_mutex_unlock(m->lock);
     }
     pp = &m->slots;
@@ -425,6 +436,7 @@ static uint32_t sesm_pass(struct sesm *m)
                     plat_mutex_lock(m->lock);
                     inst->ready = 1;
                     sesm_set_state(s, SESM_RUNNING);
+                    sesm_tell(m, s);
                     plat_mutex_unlock(m->lock);
                 } else if (rc != ERR_TIMEOUT) {
                     char msg[ERR_MSG_MAX + 32];
@@ -781,6 +793,42 @@ void sesm_release(struct sesm_lease *l)
         plat_cond_signal(m->wake); /* the monitor frees retired instances */
     plat_mutex_unlock(m->lock);
     free(l);
+}
+
+int sesm_find_user(struct sesm *m, const char *user, uint32_t *session_id, char *account,
+                   size_t cap, struct err *e)
+{
+    const struct sesm_slot *pick = NULL;
+
+    if (!m)
+        return err_set(e, ERR_NOT_FOUND, "the session manager is not running");
+    plat_mutex_lock(m->lock);
+    for (const struct sesm_slot *s = m->slots; s; s = s->next) {
+        if (s->state == SESM_STOPPING || !sesm_user_match(user, s->info.user))
+            continue;
+        if (!pick || (s->info.console && !pick->info.console))
+            pick = s;
+    }
+    if (pick) {
+        *session_id = pick->info.id;
+        if (account && cap)
+            snprintf(account, cap, "%s", pick->info.user);
+    }
+    plat_mutex_unlock(m->lock);
+    if (!pick)
+        return err_set(e, ERR_NOT_FOUND, "user %s has no session on this host now",
+                       user ? user : "");
+    return 0;
+}
+
+void sesm_set_listener(struct sesm *m, sesm_listener_fn fn, void *ctx)
+{
+    if (!m)
+        return;
+    plat_mutex_lock(m->lock);
+    m->listener = fn;
+    m->listener_ctx = ctx;
+    plat_mutex_unlock(m->lock);
 }
 
 unsigned sesm_running_count(struct sesm *m)

@@ -69,6 +69,21 @@ const char *sesm_lease_user(const struct sesm_lease *l);
  * cache keys on it). */
 unsigned long sesm_lease_helper_pid(const struct sesm_lease *l);
 void sesm_release(struct sesm_lease *l);
+/*
+ * The terminal session of a user (the same matching as sesm_acquire; the console session
+ * first), whatever the state of its helper: 0 with *session_id and account (the user as the
+ * session names it), or ERR_NOT_FOUND when that user has no session now.
+ */
+int sesm_find_user(struct sesm *m, const char *user, uint32_t *session_id, char *account,
+                   size_t cap, struct err *e);
+/*
+ * fn(ctx, session_id, user) is called when a session of a user appears (a logon, or found by
+ * an enumeration) and when its helper says HELLO. It runs on the monitor thread with the
+ * manager's lock held: it must only note and wake (never call sesm_*, never block). NULL
+ * removes it; once sesm_set_listener returns, the previous fn is not running any more.
+ */
+typedef void (*sesm_listener_fn)(void *ctx, uint32_t session_id, const char *user);
+void sesm_set_listener(struct sesm *m, sesm_listener_fn fn, void *ctx);
 /* How many helpers are running now. */
 unsigned sesm_running_count(struct sesm *m);
 

@@ -201,13 +201,13 @@ class SessionsOrchTest(unittest.TestCase):
         # the password never reaches the log
         self.assertNotIn(self.sim.session_credential(kasm_id), log)
 
-        # hooks in order: profile, then storage; the storage mapping with its target
-        self.assertEqual(self.hooks()[hooks_before:][:2],
-                         ["load_persistent_profile", "map_storage"])
-        with open(os.path.join(self.out, "storage.log"), encoding="utf-8") as f:
-            sm = json.loads(f.read().splitlines()[-1])
-        self.assertEqual(sm["target"], "Google Drive")
-        self.assertEqual(sm["volume_config"]["driver_opts"]["drive-token"], "s3cr3t")
+        # hooks: the profile; map_storage waits for the user's logon (nobody is logged on
+        # here; test_orch_storage.py runs it as the user), the running report did not wait
+        self.assertEqual(self.hooks()[hooks_before:][:1], ["load_persistent_profile"])
+        self.assertNotIn("map_storage", self.hooks()[hooks_before:])
+        local = c.identity.username.split("@")[0]
+        self.assertIn(f"kasm_id {kasm_id}: user {local} has no session yet: map_storage for 1 "
+                      f"storage mapping(s) waits for the user's logon", log)
         self.assertNotIn("s3cr3t", log)
 
         # the file mappings: in the user's home, owned by the user; elsewhere by the service
@@ -267,6 +267,17 @@ class SessionsOrchTest(unittest.TestCase):
         self.post(c, "session_end", end)
         self.wait_status(kasm_id, lambda s: s.get("destroyed") is True)
         self.assertEqual(self.hooks()[hooks_before:], ["unmap_storage", "save_persistent_profile"])
+        # unmap_storage ran as the service (no session): the storage mapping with its target;
+        # the mount that never happened was dropped
+        with open(os.path.join(self.out, "storage.log"), encoding="utf-8") as f:
+            sm = json.loads(f.read().splitlines()[-1])
+        self.assertEqual(sm["target"], "Google Drive")
+        self.assertEqual(sm["volume_config"]["driver_opts"]["drive-token"], "s3cr3t")
+        log = self.a.read_log()
+        self.assertIn(f"kasm_id {kasm_id}: user {local} has no session any more: unmap_storage "
+                      f"runs as the service", log)
+        self.assertIn(f"kasm_id {kasm_id}: user {local} never logged on during the session", log)
+        self.assertNotIn("s3cr3t", log)
         self.assertFalse(os.path.exists(shared))  # single-user host: every mapped file goes
         if ROOT:
             self.assertFalse(os.path.exists(os.path.join(self.home, "Desktop", "notes.txt")))

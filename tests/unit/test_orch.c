@@ -172,6 +172,60 @@ static void seen_is_bounded(void **state)
     free(s);
 }
 
+static void count_expired(void *ctx, const struct orch_pending *p)
+{
+    (void)p;
+    ++*(int *)ctx;
+}
+
+static void pending_list(void **state)
+{
+    struct orch_pending_list l = {0};
+    struct err e = ERR_INIT;
+    char id[32];
+    int seen = 0;
+    (void)state;
+
+    assert_int_equal(orch_pending_add(&l, "k1", "alice", "{\"a\":1}", 7, 100, &e), 0);
+    assert_int_equal(orch_pending_add(&l, "k2", "bob", "{}", 2, 200, &e), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.head->kasm_id, "k2");
+    assert_string_equal(l.head->next->payload, "{\"a\":1}");
+    /* the same kasm_id again replaces its entry */
+    assert_int_equal(orch_pending_add(&l, "k1", "alice", "{\"b\":2}", 7, 150, &e), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.head->payload, "{\"b\":2}");
+    assert_int_equal((int)l.head->expires, 150);
+    /* expiry: only entries at or past their time, never a running one */
+    l.head->running = 1; /* k1 */
+    assert_int_equal((int)orch_pending_expire(&l, 150, count_expired, &seen), 0);
+    assert_int_equal((int)orch_pending_expire(&l, 199, count_expired, &seen), 0);
+    assert_int_equal(seen, 0);
+    assert_int_equal((int)orch_pending_expire(&l, 200, count_expired, &seen), 1); /* k2 */
+    assert_int_equal(seen, 1);
+    assert_int_equal(l.count, 1);
+    /* drop: a running entry stays (the caller waits), then goes */
+    assert_int_equal(orch_pending_drop(&l, "k1"), 2);
+    assert_int_equal(orch_pending_drop(&l, "nope"), 0);
+    l.head->running = 0;
+    assert_int_equal(orch_pending_drop(&l, "k1"), 1);
+    assert_int_equal(orch_pending_drop(&l, "k1"), 0);
+    assert_int_equal(l.count, 0);
+    assert_null(l.head);
+    /* bounded */
+    for (int i = 0; i < ORCH_PENDING_MAX; i++) {
+        snprintf(id, sizeof(id), "id-%d", i);
+        assert_int_equal(orch_pending_add(&l, id, "u", "{}", 2, 1, &e), 0);
+    }
+    assert_int_equal(orch_pending_add(&l, "one-more", "u", "{}", 2, 1, &e), ERR_TOO_LARGE);
+    assert_int_equal(orch_pending_add(&l, "id-3", "u", "{}", 2, 1, &e), 0); /* a replacement */
+    orch_pending_remove(&l, l.head);
+    assert_int_equal((int)l.count, ORCH_PENDING_MAX - 1);
+    orch_pending_clear(&l);
+    assert_int_equal(l.count, 0);
+    assert_null(l.head);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -181,6 +235,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(profile_rel),
         cmocka_unit_test(mapping_access),
         cmocka_unit_test(seen_is_bounded),
+        cmocka_unit_test(pending_list),
     };
     return UNIT_RUN("orch", tests, NULL, NULL);
 }

@@ -486,6 +486,72 @@ static void runs_in_its_folder(void **state)
     scr_results_free(&res);
 }
 
+/* run_as: the script runs as the user of a session (storage hooks). POSIX as root: as
+ * "nobody", with its HOME/USER/LOGNAME; not as root: refused with a clear reason. Windows
+ * (Wine): as the user of our own session (WTSQueryUserToken, CreateProcessAsUserW). */
+static void runs_as_a_user(void **state)
+{
+    struct fx *f = *state;
+    struct scr_var vars[] = {{"out", "marker-value", 0}};
+    struct scr_results res = {0};
+    struct scr_options o = {0};
+    struct scr_run_as as;
+    struct err e = ERR_INIT;
+    const struct scr_result *r;
+
+    memset(&as, 0, sizeof(as));
+    o.timeout_ms = 60000;
+    o.debug = 1; /* the output of a successful script is logged */
+    o.run_as = &as;
+#ifdef _WIN32
+    {
+        DWORD sid = 0;
+        assert_true(ProcessIdToSessionId(GetCurrentProcessId(), &sid));
+        as.session_id = sid;
+        snprintf(as.user, sizeof(as.user), "wineuser");
+        put_script(f, "u.cmd", "@echo off\r\necho who=%KASM_OUT%\r\n");
+        assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
+        assert_non_null(r = find(&res, "u.cmd"));
+        assert_int_equal(r->status, SCR_OK);
+        assert_true(log_has("u.cmd: running as user wineuser in session"));
+        assert_true(log_has("u.cmd| who=marker-value"));
+    }
+#else
+    {
+        char path[1300];
+        as.session_id = 7;
+        put_script(f, "u.sh",
+                   "echo \"who=$(id -un) home=$HOME user=$USER logname=$LOGNAME "
+                   "out=$KASM_OUT\"\n");
+        assert_int_equal(fs_join(f->dir, "u.sh", path, sizeof(path), NULL), 0);
+        chmod(path, 0755); /* the user must read it */
+        if (geteuid() == 0) {
+            snprintf(as.user, sizeof(as.user), "nobody");
+            assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
+            assert_non_null(r = find(&res, "u.sh"));
+            assert_int_equal(r->status, SCR_OK);
+            assert_true(log_has("u.sh: running as user nobody in session 7"));
+            assert_true(log_has("u.sh| who=nobody home="));
+            assert_true(log_has(" user=nobody logname=nobody out=marker-value"));
+        } else {
+            snprintf(as.user, sizeof(as.user), "root");
+            assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
+            assert_non_null(r = find(&res, "u.sh"));
+            assert_int_equal(r->status, SCR_ERROR);
+            assert_true(log_has("the agent does not run as root"));
+        }
+        /* a user that does not exist: a clear error, nothing run as the service instead */
+        scr_results_free(&res);
+        snprintf(as.user, sizeof(as.user), "no-such-user-kasm");
+        assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
+        assert_non_null(r = find(&res, "u.sh"));
+        assert_int_equal(r->status, SCR_ERROR);
+        assert_true(log_has("user no-such-user-kasm (u.sh) does not exist here"));
+    }
+#endif
+    scr_results_free(&res);
+}
+
 static void ps1_through_powershell(void **state)
 {
     struct fx *f = *state;
@@ -610,6 +676,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(missing_folder_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(runs_in_its_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(ps1_through_powershell, setup, teardown),
+        cmocka_unit_test_setup_teardown(runs_as_a_user, setup, teardown),
     };
     return UNIT_RUN("scr_run", tests, NULL, NULL);
 }

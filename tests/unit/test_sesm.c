@@ -396,6 +396,26 @@ static int pid_gone(unsigned long pid)
 }
 #endif
 
+#ifndef _WIN32
+/* What the session manager's listener heard (sesm_set_listener). */
+struct heard {
+    struct plat_mutex *lock;
+    int count;
+    uint32_t last;
+    char user[256];
+};
+
+static void on_heard(void *ctx, uint32_t session_id, const char *user)
+{
+    struct heard *h = ctx;
+    plat_mutex_lock(h->lock);
+    h->count++;
+    h->last = session_id;
+    snprintf(h->user, sizeof(h->user), "%s", user);
+    plat_mutex_unlock(h->lock);
+}
+#endif
+
 static void test_manager_spawn_lease_restart_logoff(void **state)
 {
     (void)state;
@@ -428,6 +448,18 @@ static void test_manager_spawn_lease_restart_logoff(void **state)
     assert_non_null(strstr(e.msg, "nobody-here"));
     assert_int_equal(sesm_acquire(g.m, NULL, 0, &l, &e), 0);
     sesm_release(l);
+    {
+        /* The session of a user, whatever its helper's state (storage hooks run there). */
+        char with_domain[300], account[256] = "";
+        uint32_t sid = 0;
+        snprintf(with_domain, sizeof(with_domain), "%s@corp.example", g.user);
+        assert_int_equal(sesm_find_user(g.m, with_domain, &sid, account, sizeof(account), &e), 0);
+        assert_int_equal(sid, 5);
+        assert_string_equal(account, g.user);
+        assert_int_equal(sesm_find_user(g.m, "nobody-here", &sid, account, sizeof(account), &e),
+                         ERR_NOT_FOUND);
+        assert_non_null(strstr(e.msg, "nobody-here"));
+    }
 
     /* A lease held across the helper's death: the channel goes down, then restart. */
     assert_int_equal(sesm_acquire(g.m, g.user, 0, &l, &e), 0);
@@ -445,14 +477,31 @@ static void test_manager_spawn_lease_restart_logoff(void **state)
     assert_true(mgr_wait(&g, 5, NULL, 0, NULL));
     assert_true(pid_gone(r2.helper_pid));
     assert_int_equal(sesm_acquire(g.m, g.user, 1, &l, &e), ERR_NOT_FOUND);
+    {
+        uint32_t sid = 0;
+        assert_int_equal(sesm_find_user(g.m, g.user, &sid, NULL, 0, &e), ERR_NOT_FOUND);
+    }
 
-    /* Logon again, then stop: no helper left. */
+    /* Logon again, heard by the listener (the session, then its helper's HELLO); then stop:
+     * no helper left. */
     {
         char lines[600];
+        struct heard h;
+        uint32_t sid = 0;
+        memset(&h, 0, sizeof(h));
+        assert_int_equal(plat_mutex_create(&h.lock, NULL), 0);
+        sesm_set_listener(g.m, on_heard, &h);
         snprintf(lines, sizeof(lines), "6 %s\n", g.user);
         mgr_write(&g, lines);
+        assert_true(mgr_wait(&g, 6, "running", 0, &r));
+        sesm_set_listener(g.m, NULL, NULL); /* after this, on_heard is not running */
+        assert_true(h.count >= 2);
+        assert_int_equal(h.last, 6);
+        assert_string_equal(h.user, g.user);
+        assert_int_equal(sesm_find_user(g.m, g.user, &sid, NULL, 0, &e), 0);
+        assert_int_equal(sid, 6);
+        plat_mutex_destroy(h.lock);
     }
-    assert_true(mgr_wait(&g, 6, "running", 0, &r));
     sesm_notify(g.m, SESS_EVENT_LOGON, 6);
     sesm_stop(g.m);
     assert_true(pid_gone(r.helper_pid));

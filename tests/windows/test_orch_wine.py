@@ -4,10 +4,12 @@ agent.exe --console checks in with the deployment simulator (user_sso on), insta
 scripts and builtin hooks from the server's file mappings, then the simulator plays the
 deployment: POST /session_start (a file mapping outside any profile, a storage mapping) and
 POST /session_end. Asserted: the hooks and scripts ran through cmd.exe in the order of
-KASM_INTERFACE.md section 5 with their KASM_* variables, the mapped file was written and
-removed again, the deployment saw the mapping's contents fetched and then `running`, and
-`destroyed` at the end; a second session_start of the same kasm_id does not run again; no
-token in the log.
+KASM_INTERFACE.md section 5 with their KASM_* variables (map_storage deferred: that user has
+no Windows session), the mapped file was written and removed again, the deployment saw the
+mapping's contents fetched and then `running`, and `destroyed` at the end; a second
+session_start of the same kasm_id does not run again; a session of the user of Wine's own
+session runs map_storage and unmap_storage as that user (CreateProcessAsUserW); no token in
+the log.
 
 Usage: test_orch_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
 Exit status 0 when every check passes.
@@ -32,9 +34,11 @@ START_TIMEOUT = 240  # the first Wine start may create the prefix
 PIPE = "\\\\.\\pipe\\kasm-test-orch-%d" % os.getpid()
 
 
-def hook(name):
-    return (b"@echo off\r\n>>\"%~dp0..\\..\\hooks.txt\" echo " + name.encode() +
-            b" %KASM_KASM_ID%\r\n")
+def hook(name, out):
+    """A .cmd hook appending "<name> <kasm_id> <its own folder>" to out (an absolute path: a
+    hook run as the user runs from a private copy elsewhere)."""
+    return (b"@echo off\r\n>>\"" + out.encode() + b"\" echo " + name.encode() +
+            b" %KASM_KASM_ID% %~dp0\r\n")
 
 
 START_CMD = (b"@echo off\r\n"
@@ -75,7 +79,8 @@ def main():
     sim.add_file_mapping("scripts\\session_end\\10_end.cmd", END_CMD)
     for name in ("load_persistent_profile", "save_persistent_profile", "map_storage",
                  "unmap_storage"):
-        sim.add_file_mapping(f"scripts\\builtin\\{name}.cmd", hook(name))
+        sim.add_file_mapping(f"scripts\\builtin\\{name}.cmd",
+                             hook(name, win_path(tmp + "/hooks.txt")))
     with open(cfg, "w", encoding="utf-8") as f:
         f.write("port: 0\nlisten_address: 127.0.0.1\nregistered: true\n"
                 f"api_host: 127.0.0.1\napi_port: {sim.api_port}\nserver_id: {sim.server_id}\n"
@@ -151,7 +156,7 @@ def main():
               f"calls {[c.path for c in calls]}")
         check(calls[-1].body == {"kasm_id": kasm_id, "status": "running", "status_progress": 0},
               f"running body {calls[-1].body}")
-        print("ok   session_start: profile hook, file mapping, map_storage, session_start "
+        print("ok   session_start: profile hook, file mapping, map_storage deferred, session_start "
               ".cmd with KASM_* variables, then running; the duplicate did not run")
 
         end = client.session_payload(ending=True)
@@ -163,15 +168,70 @@ def main():
         wait(lambda: any(s.get("destroyed") is True for s in sim.session_statuses(kasm_id)),
              "the destroyed report")
         hooks = [ln.split()[0] for ln in read("hooks.txt").splitlines() if ln.strip()]
-        check(hooks == ["load_persistent_profile", "map_storage", "session_start",
+        # kasm_wine_user has no Windows session: map_storage waited for a logon that never
+        # came (dropped at session_end), unmap_storage ran as the service
+        check(hooks == ["load_persistent_profile", "session_start",
                         "unmap_storage", "save_persistent_profile", "session_end"],
               f"hooks in order: {hooks}")
+        t = text()
+        check(f"kasm_id {kasm_id}: user kasm_wine_user has no session yet: map_storage for 1 "
+              "storage mapping(s) waits for the user's logon" in t, "map_storage deferred")
+        check(f"kasm_id {kasm_id}: user kasm_wine_user never logged on during the session" in t,
+              "the pending mount dropped")
+        check(f"kasm_id {kasm_id}: user kasm_wine_user has no session any more: unmap_storage "
+              "runs as the service" in t, "unmap_storage as the service")
         check(not os.path.exists(shared), "the mapped file was not removed at session_end")
         last = sim.session_statuses(kasm_id)[-1]
         check(last == {"kasm_id": kasm_id, "status_progress": 0, "destroyed": True},
               f"destroyed body {last}")
         print("ok   session_end: unmap_storage, save hook, session_end .cmd, file removed, "
               "then destroyed")
+
+        # the user of Wine's own session: the storage hooks run as that user in that session
+        # (WTSQueryUserToken, CreateProcessAsUserW), map_storage before the running report
+        m = wait(lambda: re.search(r"session (\d+): user (\S+) logged on", text()),
+                 "Wine's session in the session manager")
+        sid, wuser = m.group(1), m.group(2)
+        kasm2 = uuid.uuid4().hex
+        ident2 = K.AgentIdentity(username=wuser + "@example.com", user_id=uuid.uuid4().hex,
+                                 kasm_id=kasm2, server_id=sim.server_id)
+        client2 = K.AgentClient(f"https://127.0.0.1:{port}", sim, ident2)
+        p2 = client2.session_payload()
+        p2["storage_mappings"] = payload["storage_mappings"]
+        r = client2.request("POST", "/session_start", client2.session_token(),
+                            json.dumps(p2).encode(), "application/json")
+        check((r.status, r.body) == (200, b"ok"), f"session_start answered {r.status}")
+        wait(lambda: f"session_start for kasm_id {kasm2} done" in text(), "the second start")
+        e2 = client2.session_payload(ending=True)
+        e2["storage_mappings"] = payload["storage_mappings"]
+        r = client2.request("POST", "/session_end", client2.session_token(),
+                            json.dumps(e2).encode(), "application/json")
+        check((r.status, r.body) == (200, b"ok"), f"session_end answered {r.status}")
+        wait(lambda: f"session_end for kasm_id {kasm2} done" in text(), "the second end")
+        lines2 = [ln.split() for ln in read("hooks.txt").splitlines()
+                  if len(ln.split()) > 1 and ln.split()[1] == kasm2]
+        hooks2 = [ln[0] for ln in lines2]
+        check(hooks2[:2] == ["load_persistent_profile", "map_storage"] and
+              "unmap_storage" in hooks2, f"hooks of the user's session: {hooks2}")
+        # as the user a hook runs from a private copy (the scripts folder is admin-only)
+        dirs = {ln[0]: ln[2] for ln in lines2 if len(ln) > 2}
+        check("\\tmp\\ps-" in dirs["map_storage"] and "\\tmp\\ps-" in dirs["unmap_storage"]
+              and dirs["load_persistent_profile"].lower().endswith("\\builtin\\"),
+              f"the hooks' folders: {dirs}")
+        t = text()
+        part = t.split(f"session_start for kasm_id {kasm2} (user")[1]
+        for needle in (f"kasm_id {kasm2}: map_storage for 1 storage mapping(s) runs as user "
+                       f"{wuser} in session {sid}",
+                       f"map_storage.cmd: running as user {wuser} in session {sid}",
+                       "map_storage.cmd: exit code 0",
+                       f"kasm_id {kasm2}: unmap_storage for 1 storage mapping(s) runs as user "
+                       f"{wuser} in session {sid}",
+                       "unmap_storage.cmd: exit code 0"):
+            check(needle in part, f"missing in the log: {needle}")
+        check(part.index("map_storage.cmd: exit code 0") <
+              part.index(f"kasm_id {kasm2}: reported running"), "map_storage before running")
+        print(f"ok   storage hooks as user {wuser} in Wine's session {sid}")
+
         t = text()
         tokens = [token] + [c.token for c in sim.calls() if c.token]
         check(not any(tk in t for tk in tokens), "a token appears in the agent's log")

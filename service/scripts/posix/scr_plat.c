@@ -1,6 +1,7 @@
 /*
  * posix/scr_plat.c - the script runner's POSIX half (scr_plat.h): owner and mode checks, and
- * /bin/sh scripts run in a process group of their own, killed as a group at the timeout.
+ * /bin/sh scripts run in a process group of their own, killed as a group at the timeout; with
+ * run_as, as that user (service/session/posix/sess_user.h, as the session helpers start).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "plat.h"
+#include "posix/sess_user.h"
 #include "scr_plat.h"
 
 extern char **environ;
@@ -71,6 +73,56 @@ static char **build_env(char *const *env_add)
     return out;
 }
 
+/* The environment of a script run as another user: the user's login variables, then env_add. */
+static int build_user_env(const struct sess_user *u, char *const *env_add, struct sess_env *env,
+                          struct err *e)
+{
+    int rc = sess_env_base(env, u);
+    for (char *const *q = env_add; rc == 0 && q && *q; q++) {
+        char key[128];
+        size_t kl = strcspn(*q, "=");
+        if (kl >= sizeof(key) || (*q)[kl] != '=')
+            continue;
+        memcpy(key, *q, kl);
+        key[kl] = '\0';
+        rc = sess_env_add(env, key, *q + kl + 1);
+    }
+    if (rc < 0)
+        return err_set(e, rc, "cannot build the environment of user %s", u->name);
+    return 0;
+}
+
+/* The child could not become the user: says so on its output (async-signal-safe). */
+static void child_fail_user(int stage)
+{
+    static const char head[] = "the Kasm agent could not run this script as its user: ";
+    const char *what = sess_stage_name(stage);
+    ssize_t w = write(1, head, sizeof(head) - 1);
+    w = write(1, what, strlen(what));
+    w = write(1, "\n", 1);
+    (void)w;
+    _exit(126);
+}
+
+/* POSIX runs .sh scripts only, from where they are (never copied): this gives path to the
+ * user for completeness (owner-only modes stay). */
+int scr_plat_grant_read(const char *path, const struct scr_run_as *run_as, struct err *e)
+{
+    struct sess_user *u = malloc(sizeof(*u));
+    int rc = 0;
+
+    if (!u)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if ((rc = sess_user_lookup(run_as->user, "a script", u, e)) < 0)
+        goto out;
+    if (u->switch_user && chown(path, u->uid, (gid_t)-1) < 0)
+        rc = err_set(e, plat_err_from_os(errno), "cannot give %s to user %s: %s", path, u->name,
+                     strerror(errno));
+out:
+    free(u);
+    return rc;
+}
+
 static void kill_group(pid_t pid)
 {
     kill(-pid, SIGKILL);
@@ -81,6 +133,8 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
 {
     int fds[2] = {-1, -1}, devnull = -1, status = 0, rc = 0, exited = 0;
     char **envp = NULL;
+    struct sess_user *u = NULL;
+    struct sess_env uenv = {{0}, 0};
     char *argv[3];
     pid_t pid = -1;
     uint64_t deadline;
@@ -94,7 +148,19 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
     argv[0] = (char *)"/bin/sh";
     argv[1] = (char *)s->script;
     argv[2] = NULL;
-    if (!(envp = build_env(s->env_add))) {
+    if (s->run_as) {
+        const char *base = strrchr(s->script, '/');
+        if (!(u = malloc(sizeof(*u)))) {
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = sess_user_lookup(s->run_as->user, base ? base + 1 : s->script, u, e)) < 0)
+            goto out;
+    }
+    if (u && u->switch_user) {
+        if ((rc = build_user_env(u, s->env_add, &uenv, e)) < 0)
+            goto out;
+    } else if (!(envp = build_env(s->env_add))) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -118,7 +184,12 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
         dup2(fds[1], 2);
         if (s->cwd && chdir(s->cwd) < 0)
             _exit(126);
-        execve(argv[0], argv, envp);
+        if (u && u->switch_user) {
+            int stage = sess_user_become(u, 0);
+            if (stage)
+                child_fail_user(stage);
+        }
+        execve(argv[0], argv, u && u->switch_user ? uenv.v : envp);
         _exit(127);
     }
     setpgid(pid, pid); /* also here: whichever runs first */
@@ -180,5 +251,7 @@ out:
     if (devnull >= 0)
         close(devnull);
     free(envp);
+    sess_env_free(&uenv);
+    free(u);
     return rc;
 }

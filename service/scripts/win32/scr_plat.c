@@ -2,12 +2,15 @@
  * win32/scr_plat.c - the script runner's Windows half (scr_plat.h): the owner and DACL check
  * of a script or folder (GetNamedSecurityInfoW), and a script run by the system directory's
  * powershell.exe, cmd.exe or reg.exe inside a job object that is terminated as a whole at
- * the timeout, its output read from an anonymous pipe.
+ * the timeout, its output read from an anonymous pipe. With run_as, as the user of a terminal
+ * session: the user's token (service/session/win32/sess_token.h, as the session helpers
+ * start), the user's environment block, CreateProcessAsUserW on winsta0\default.
  */
 #include <windows.h>
 
 #include <aclapi.h>
 #include <sddl.h>
+#include <userenv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 
 #include "plat.h"
 #include "scr_plat.h"
+#include "win32/sess_token.h"
 #include "win32/wide.h"
 
 #define SCR_TRUSTED_INSTALLER L"S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464"
@@ -227,10 +231,12 @@ out:
     return rc;
 }
 
-/* The agent's environment without the names env_add sets, then env_add (double-NUL end). */
-static wchar_t *build_env(char *const *env_add, struct err *e)
+/* The agent's environment (or user_block, a user's) without the names env_add sets, then
+ * env_add (double-NUL end). */
+static wchar_t *build_env(char *const *env_add, const wchar_t *user_block, struct err *e)
 {
-    wchar_t *base = GetEnvironmentStringsW(), *out = NULL, **add = NULL;
+    wchar_t *own = user_block ? NULL : GetEnvironmentStringsW(), *out = NULL, **add = NULL;
+    const wchar_t *base = user_block ? user_block : own;
     size_t nadd = 0, total = 2, k = 0; /* two NULs at the end */
 
     for (char *const *p = env_add; p && *p; p++)
@@ -277,8 +283,8 @@ done:
         }
     }
     free(add);
-    if (base)
-        FreeEnvironmentStringsW(base);
+    if (own)
+        FreeEnvironmentStringsW(own);
     return out;
 }
 
@@ -344,10 +350,81 @@ static void oem_to_utf8(struct scr_outbuf *b)
     free(w);
 }
 
+/* The SID of a session's user (LocalFree). */
+static int user_sid(const struct scr_run_as *run_as, PSID *sid, struct err *e)
+{
+    HANDLE token = NULL;
+    wchar_t *str = NULL;
+    int rc;
+
+    *sid = NULL;
+    if ((rc = sess_user_token(run_as->session_id, "run storage hooks as the user", &token, e)) <
+            0 ||
+        (rc = sess_token_sid(token, &str, e)) < 0)
+        goto out;
+    if (!ConvertStringSidToSidW(str, sid)) {
+        *sid = NULL;
+        rc = plat_win_fail(e, GetLastError(), "cannot read the SID of user", run_as->user);
+    }
+out:
+    if (str)
+        LocalFree(str);
+    if (token)
+        CloseHandle(token);
+    return rc;
+}
+
+int scr_plat_grant_read(const char *path, const struct scr_run_as *run_as, struct err *e)
+{
+    wchar_t *w = NULL;
+    PSID sid = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    PACL dacl = NULL, merged = NULL;
+    EXPLICIT_ACCESSW ea;
+    DWORD rc_w;
+    int rc = 0;
+
+    if (!(w = plat_w_path(path, e)))
+        return e ? e->code : ERR_INVALID;
+    if ((rc = user_sid(run_as, &sid, e)) < 0)
+        goto out;
+    rc_w = GetNamedSecurityInfoW(w, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl,
+                                 NULL, &sd);
+    if (rc_w != ERROR_SUCCESS) {
+        rc = plat_win_fail(e, rc_w, "cannot read the permissions of", path);
+        goto out;
+    }
+    memset(&ea, 0, sizeof(ea));
+    ea.grfAccessPermissions = GENERIC_READ | GENERIC_EXECUTE;
+    ea.grfAccessMode = GRANT_ACCESS;
+    ea.grfInheritance = NO_INHERITANCE;
+    ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
+    ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
+    ea.Trustee.ptstrName = (LPWSTR)sid;
+    rc_w = SetEntriesInAclW(1, &ea, dacl, &merged);
+    if (rc_w == ERROR_SUCCESS)
+        rc_w = SetNamedSecurityInfoW(
+            w, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+            NULL, NULL, merged, NULL);
+    if (rc_w != ERROR_SUCCESS)
+        rc = plat_win_fail(e, rc_w, "cannot let the user read", path);
+out:
+    if (merged)
+        LocalFree(merged);
+    if (sd)
+        LocalFree(sd);
+    if (sid)
+        LocalFree(sid);
+    free(w);
+    return rc;
+}
+
 int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
 {
     wchar_t *app = NULL, *cmd = NULL, *env = NULL, *wcwd = NULL;
-    HANDLE rd = NULL, wr = NULL, nul = INVALID_HANDLE_VALUE, job = NULL;
+    HANDLE rd = NULL, wr = NULL, nul = INVALID_HANDLE_VALUE, job = NULL, token = NULL;
+    void *user_env = NULL;
+    BOOL started;
     SECURITY_ATTRIBUTES sa = {sizeof(sa), NULL, TRUE};
     STARTUPINFOEXW si;
     PROCESS_INFORMATION pi = {0};
@@ -366,7 +443,18 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
         rc = e ? e->code : ERR_INVALID;
         goto out;
     }
-    if (!(env = build_env(s->env_add, e))) {
+    if (s->run_as) {
+        if ((rc = sess_user_token(s->run_as->session_id, "run storage hooks as the user", &token,
+                                  e)) < 0)
+            goto out;
+        if (!CreateEnvironmentBlock(&user_env, token, FALSE)) {
+            user_env = NULL;
+            rc = plat_win_fail(e, GetLastError(), "cannot build the environment of user",
+                               s->run_as->user);
+            goto out;
+        }
+    }
+    if (!(env = build_env(s->env_add, user_env, e))) {
         rc = e ? e->code : ERR_NOMEM;
         goto out;
     }
@@ -407,10 +495,19 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e)
     si.StartupInfo.hStdOutput = wr;
     si.StartupInfo.hStdError = wr;
     si.lpAttributeList = attrs;
-    if (!CreateProcessW(app, cmd, NULL, NULL, TRUE,
-                        CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | CREATE_NO_WINDOW |
-                            EXTENDED_STARTUPINFO_PRESENT,
-                        env, wcwd, &si.StartupInfo, &pi)) {
+    if (token) {
+        si.StartupInfo.lpDesktop = L"winsta0\\default";
+        started = CreateProcessAsUserW(token, app, cmd, NULL, NULL, TRUE,
+                                       CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT |
+                                           CREATE_NO_WINDOW | EXTENDED_STARTUPINFO_PRESENT,
+                                       env, wcwd, &si.StartupInfo, &pi);
+    } else {
+        started = CreateProcessW(app, cmd, NULL, NULL, TRUE,
+                                 CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | CREATE_NO_WINDOW |
+                                     EXTENDED_STARTUPINFO_PRESENT,
+                                 env, wcwd, &si.StartupInfo, &pi);
+    }
+    if (!started) {
         char a[MAX_PATH * 3] = "";
         plat_utf8_from_w_buf(app, a, sizeof(a), NULL);
         rc = plat_win_fail(e, GetLastError(), "cannot start", a);
@@ -476,6 +573,10 @@ out:
         SecureZeroMemory(env, (n + 2) * sizeof(wchar_t));
         free(env);
     }
+    if (user_env)
+        DestroyEnvironmentBlock(user_env);
+    if (token)
+        CloseHandle(token);
     free(app);
     free(cmd);
     free(wcwd);

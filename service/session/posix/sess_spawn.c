@@ -7,6 +7,7 @@
  * fork(); the child only makes system calls. An exec or credential failure is reported to
  * the parent through a close-on-exec pipe, so sess_spawn() fails with the reason. Not as
  * root, only sessions of the agent's own user get a helper (ERR_PERMISSION otherwise).
+ * The user part (lookup, switch, environment) is posix/sess_user.c's.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -14,8 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,45 +30,13 @@
 #include "pchan.h"
 #include "plat.h"
 #include "sess_plat.h"
-
-#define SESS_MAX_GROUPS 256
-#define SESS_ENV_MAX    64
-
-extern char **environ;
+#include "sess_user.h"
 
 struct sess_proc {
     pid_t pid;
     int exited;
     int code;
 };
-
-/* What the child reports through the error pipe before it dies. */
-enum sess_child_stage {
-    SESS_STAGE_GROUPS = 1,
-    SESS_STAGE_SETGID,
-    SESS_STAGE_SETUID,
-    SESS_STAGE_REGAIN,
-    SESS_STAGE_CHANNEL,
-    SESS_STAGE_EXEC,
-};
-
-static const char *sess_stage_name(int stage)
-{
-    switch (stage) {
-    case SESS_STAGE_GROUPS:
-        return "setting the user's groups";
-    case SESS_STAGE_SETGID:
-        return "setgid to the user's group";
-    case SESS_STAGE_SETUID:
-        return "setuid to the user";
-    case SESS_STAGE_REGAIN:
-        return "checking that root cannot be regained";
-    case SESS_STAGE_CHANNEL:
-        return "passing the channel";
-    default:
-        return "starting the helper program";
-    }
-}
 
 /* Closes descriptors first..last (the child: a system call, or close() one by one where the
  * kernel has no close_range). */
@@ -108,85 +75,16 @@ static void sess_child_fail(int errpipe, int stage)
     _exit(127);
 }
 
-struct sess_env {
-    char *v[SESS_ENV_MAX + 1];
-    int n;
-};
-
-static int sess_env_add(struct sess_env *env, const char *key, const char *val)
-{
-    char *s;
-    size_t kl = strlen(key);
-
-    if (env->n >= SESS_ENV_MAX)
-        return ERR_TOO_LARGE;
-    for (int i = 0; i < env->n; i++) /* replace */
-        if (strncmp(env->v[i], key, kl) == 0 && env->v[i][kl] == '=') {
-            s = malloc(kl + strlen(val) + 2);
-            if (!s)
-                return ERR_NOMEM;
-            sprintf(s, "%s=%s", key, val);
-            free(env->v[i]);
-            env->v[i] = s;
-            return 0;
-        }
-    s = malloc(kl + strlen(val) + 2);
-    if (!s)
-        return ERR_NOMEM;
-    sprintf(s, "%s=%s", key, val);
-    env->v[env->n++] = s;
-    env->v[env->n] = NULL;
-    return 0;
-}
-
-static void sess_env_free(struct sess_env *env)
-{
-    for (int i = 0; i < env->n; i++)
-        free(env->v[i]);
-    env->n = 0;
-}
-
-/* Variables passed through from the service's environment to a helper of another user. */
-static int sess_env_passed(const char *kv)
-{
-    static const char *const keep[] = {"LANG=",         "LC_ALL=",        "TZ=",           "KASM_",
-                                       "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", NULL};
-    for (int i = 0; keep[i]; i++)
-        if (strncmp(kv, keep[i], strlen(keep[i])) == 0)
-            return 1;
-    return 0;
-}
-
-/* Copies the service's environment into env (only_passed: just what sess_env_passed keeps,
- * for a helper of another user); a variable already in env is replaced. */
-static int sess_env_copy(struct sess_env *env, int only_passed)
-{
-    for (char **ev = environ; ev && *ev; ev++) {
-        char *eq = strchr(*ev, '=');
-        char key[256];
-        int rc;
-        if ((only_passed && !sess_env_passed(*ev)) || !eq || (size_t)(eq - *ev) >= sizeof(key))
-            continue;
-        memcpy(key, *ev, (size_t)(eq - *ev));
-        key[eq - *ev] = '\0';
-        if ((rc = sess_env_add(env, key, eq + 1)) < 0)
-            return rc;
-    }
-    return 0;
-}
-
 int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
                struct pchan **chan, struct err *e)
 {
     char path[4096], fdarg[16], idarg[16], uparg[16];
     char *argv[10];
     struct sess_env env = {{0}, 0};
-    struct passwd pw, *pwp = NULL;
-    char *pwbuf = NULL;
-    gid_t groups[SESS_MAX_GROUPS];
-    int ngroups = SESS_MAX_GROUPS;
+    struct sess_user *u = NULL;
+    char what[64];
     int sv[2] = {-1, -1}, ep[2] = {-1, -1};
-    int switch_user = 0, rc = 0, argc = 0;
+    int rc = 0, argc = 0;
     struct sess_proc *p = NULL;
     pid_t pid = -1, parent = getpid();
     sigset_t all;
@@ -209,48 +107,15 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     }
 
     /* Whose helper: as root, another user's; otherwise our own (tests). */
-    {
-        long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
-        size_t bl = sz > 0 ? (size_t)sz : 16384;
-        int gr;
-        pwbuf = malloc(bl);
-        if (!pwbuf) {
-            rc = err_set(e, ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        gr = getpwnam_r(s->user, &pw, pwbuf, bl, &pwp);
-        if (gr != 0 || !pwp) {
-            rc = err_set(e, ERR_NOT_FOUND, "user %s of session %u does not exist here%s%s", s->user,
-                         (unsigned)s->id, gr ? ": " : "", gr ? strerror(gr) : "");
-            goto out;
-        }
-    }
-    if (geteuid() != 0 && pw.pw_uid != geteuid()) {
-        /* A helper of ours would serve another user's requests with our files. */
-        rc = err_set(e, ERR_PERMISSION,
-                     "cannot start a helper for user %s of session %u: the agent does not run "
-                     "as root (only as root can it start helpers as other users)",
-                     s->user, (unsigned)s->id);
+    if (!(u = malloc(sizeof(*u)))) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (geteuid() == 0 && pw.pw_uid != 0) {
-        switch_user = 1;
-        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0) {
-            rc = err_set(e, ERR_TOO_LARGE, "user %s is in more than %d groups", s->user,
-                         SESS_MAX_GROUPS);
-            goto out;
-        }
-        if (sess_env_add(&env, "PATH", "/usr/local/bin:/usr/bin:/bin") < 0 ||
-            sess_env_add(&env, "HOME", pw.pw_dir) < 0 ||
-            sess_env_add(&env, "USER", pw.pw_name) < 0 ||
-            sess_env_add(&env, "LOGNAME", pw.pw_name) < 0 ||
-            sess_env_add(&env, "SHELL", pw.pw_shell && *pw.pw_shell ? pw.pw_shell : "/bin/sh") < 0)
-            goto env_fail;
-        if (sess_env_copy(&env, 1) < 0)
-            goto env_fail;
-    } else if (sess_env_copy(&env, 0) < 0) {
+    snprintf(what, sizeof(what), "a session helper for session %u", (unsigned)s->id);
+    if ((rc = sess_user_lookup(s->user, what, u, e)) < 0)
+        goto out;
+    if (sess_env_base(&env, u) < 0)
         goto env_fail;
-    }
     if (s->display[0] && sess_env_add(&env, "DISPLAY", s->display) < 0)
         goto env_fail;
 
@@ -297,20 +162,8 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
         setsid(); /* its own process group: a Ctrl+C at the agent's terminal is the agent's */
-        if (switch_user) {
-            if (setgroups((size_t)ngroups, groups) != 0)
-                sess_child_fail(ep[1], SESS_STAGE_GROUPS);
-            if (setgid(pw.pw_gid) != 0)
-                sess_child_fail(ep[1], SESS_STAGE_SETGID);
-            if (setuid(pw.pw_uid) != 0)
-                sess_child_fail(ep[1], SESS_STAGE_SETUID);
-            if (setuid(0) != -1) {
-                errno = EPERM;
-                sess_child_fail(ep[1], SESS_STAGE_REGAIN);
-            }
-            if (chdir(pw.pw_dir) != 0 && chdir("/") != 0)
-                sess_child_fail(ep[1], SESS_STAGE_EXEC);
-        }
+        if ((fl = sess_user_become(u, 1)) != 0)
+            sess_child_fail(ep[1], fl);
         /* Die with the agent (the monitor thread that forked lives as long as it does). */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
@@ -366,7 +219,7 @@ out:
             close(ep[i]);
     }
     sess_env_free(&env);
-    free(pwbuf);
+    free(u);
     return rc;
 env_fail:
     rc = err_set(e, ERR_NOMEM, "cannot build the session helper's environment");

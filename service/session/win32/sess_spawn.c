@@ -20,11 +20,9 @@
 #include "pchan.h"
 #include "plat.h"
 #include "sess_plat.h"
+#include "win32/sess_token.h"
 #include "win32/pchan_win.h"
 #include "win32/wide.h"
-
-#define SESS_TOKEN_TRIES    10
-#define SESS_TOKEN_RETRY_MS 300
 
 struct sess_proc {
     HANDLE process;
@@ -71,73 +69,6 @@ static void sess_advise(struct err *e, const char *advice)
     }
 }
 
-/* The session user's primary token. As SYSTEM: WTSQueryUserToken. Not as SYSTEM (agent
- * --console by an administrator): our own token, for our own session only. */
-static int sess_user_token(uint32_t session, HANDLE *token, struct err *e)
-{
-    DWORD code = 0, mine = 0;
-
-    *token = NULL;
-    for (int i = 0; i < SESS_TOKEN_TRIES; i++) {
-        if (WTSQueryUserToken(session, token))
-            return 0;
-        code = GetLastError();
-        if (code != ERROR_NO_TOKEN)
-            break;
-        Sleep(SESS_TOKEN_RETRY_MS); /* the logon is not finished yet */
-    }
-    if (code == ERROR_PRIVILEGE_NOT_HELD && ProcessIdToSessionId(GetCurrentProcessId(), &mine) &&
-        mine == session) {
-        HANDLE own = NULL;
-        int ok = OpenProcessToken(GetCurrentProcess(), TOKEN_ALL_ACCESS, &own) &&
-                 DuplicateTokenEx(own, TOKEN_ALL_ACCESS, NULL, SecurityImpersonation, TokenPrimary,
-                                  token);
-        code = GetLastError();
-        if (own)
-            CloseHandle(own);
-        if (ok)
-            return 0;
-    }
-    {
-        char what[64];
-        int rc;
-        snprintf(what, sizeof(what), "cannot get the user token of session %u", (unsigned)session);
-        rc = plat_win_fail(e, code, what, NULL);
-        if (code == ERROR_PRIVILEGE_NOT_HELD)
-            sess_advise(e, "the agent must run as SYSTEM (as a service) to start helpers in "
-                           "other sessions");
-        return rc;
-    }
-}
-
-/* "S-1-5-21-..." of the token's user (LocalFree). */
-static int sess_token_sid(HANDLE token, wchar_t **sid, struct err *e)
-{
-    BYTE *buf = NULL;
-    DWORD len = 0;
-    int rc = 0;
-
-    *sid = NULL;
-    GetTokenInformation(token, TokenUser, NULL, 0, &len);
-    if (len == 0) {
-        rc = plat_win_fail(e, GetLastError(), "cannot read the session user's SID", NULL);
-        goto out;
-    }
-    buf = malloc(len);
-    if (!buf) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (!GetTokenInformation(token, TokenUser, buf, len, &len) ||
-        !ConvertSidToStringSidW(((TOKEN_USER *)buf)->User.Sid, sid)) {
-        rc = plat_win_fail(e, GetLastError(), "cannot read the session user's SID", NULL);
-        goto out;
-    }
-out:
-    free(buf);
-    return rc;
-}
-
 int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
                struct pchan **chan, struct err *e)
 {
@@ -182,7 +113,7 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
         goto out;
     }
 
-    if ((rc = sess_user_token(s->id, &token, e)) < 0)
+    if ((rc = sess_user_token(s->id, "start helpers", &token, e)) < 0)
         goto out;
     if (!CreateEnvironmentBlock(&env, token, FALSE)) {
         rc = plat_win_fail(e, GetLastError(), "cannot build the environment of user", s->user);

@@ -96,7 +96,7 @@ def main():
         with open(sessions, "w") as f:
             f.write(f"1 {USER} console display={display}\n")
         helped = T.Agent(tmp, "helped", T.pem_public(jwt_key), server_key=T.pem_private(skey),
-                         server_cert=T.self_signed(skey), extra=f"sessions_file: {sessions}\n")
+                         server_cert=T.self_signed(skey), extra=f"sessions_file: {sessions}\nscreenshot_cache_seconds: 0\n")
         direct = T.Agent(tmp, "direct", T.pem_public(jwt_key), server_key=T.pem_private(skey),
                          server_cert=T.self_signed(skey))
         end = time.monotonic() + 30

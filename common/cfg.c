@@ -1604,9 +1604,15 @@ static const struct {
     const char *name;
 } own_keys[] = {
     /* in the save order of keys[]: appended keys follow it */
-    {CFG_OWN_MULTI_USER, "multi_user"}, {CFG_OWN_USER_SSO, "user_sso"},
-    {CFG_OWN_API_HOST, "api_host"},     {CFG_OWN_API_PORT, "api_port"},
-    {CFG_OWN_REGISTERED, "registered"}, {CFG_OWN_SERVER_ID, "server_id"},
+    {CFG_OWN_SERVER_PRIVATE_KEY, "server_private_key"},
+    {CFG_OWN_SERVER_PUBLIC_KEY, "server_public_key"},
+    {CFG_OWN_JWT_PUBLIC_KEY, "jwt_public_key"},
+    {CFG_OWN_MULTI_USER, "multi_user"},
+    {CFG_OWN_USER_SSO, "user_sso"},
+    {CFG_OWN_API_HOST, "api_host"},
+    {CFG_OWN_API_PORT, "api_port"},
+    {CFG_OWN_REGISTERED, "registered"},
+    {CFG_OWN_SERVER_ID, "server_id"},
     {CFG_OWN_TOKEN, "agent_jwt_token"},
 };
 #define NOWN (sizeof(own_keys) / sizeof(own_keys[0]))
@@ -1649,6 +1655,12 @@ static int copy_owned(struct cfg *dst, const struct cfg *src, unsigned own, stru
     }
     if (own & CFG_OWN_API_PORT)
         dst->api_port = src->api_port;
+    if (own & CFG_OWN_SERVER_PRIVATE_KEY)
+        memcpy(dst->server_private_key, src->server_private_key, sizeof(dst->server_private_key));
+    if (own & CFG_OWN_SERVER_PUBLIC_KEY)
+        memcpy(dst->server_public_key, src->server_public_key, sizeof(dst->server_public_key));
+    if (own & CFG_OWN_JWT_PUBLIC_KEY)
+        memcpy(dst->jwt_public_key, src->jwt_public_key, sizeof(dst->jwt_public_key));
     return 0;
 }
 

@@ -104,10 +104,18 @@ enum cfg_own {
     CFG_OWN_REGISTERED = 1u << 4, /* registered: registration */
     CFG_OWN_API_HOST = 1u << 5,   /* api_host: registration with a host */
     CFG_OWN_API_PORT = 1u << 6,   /* api_port: registration with a host */
+    /* registration writes the PEM files it receives at these paths: the file names them */
+    CFG_OWN_SERVER_PRIVATE_KEY = 1u << 7,
+    CFG_OWN_SERVER_PUBLIC_KEY = 1u << 8,
+    CFG_OWN_JWT_PUBLIC_KEY = 1u << 9,
 };
 #define CFG_OWN_CHECKIN (CFG_OWN_TOKEN | CFG_OWN_SERVER_ID | CFG_OWN_MULTI_USER | CFG_OWN_USER_SSO)
-#define CFG_OWN_REGISTER                                                                           \
-    (CFG_OWN_CHECKIN | CFG_OWN_REGISTERED | CFG_OWN_API_HOST | CFG_OWN_API_PORT)
+#define CFG_OWN_PEMS                                                                               \
+    (CFG_OWN_SERVER_PRIVATE_KEY | CFG_OWN_SERVER_PUBLIC_KEY | CFG_OWN_JWT_PUBLIC_KEY)
+/* a registration with a token found by the running agent (registration_token.txt) */
+#define CFG_OWN_REREGISTER (CFG_OWN_CHECKIN | CFG_OWN_REGISTERED | CFG_OWN_PEMS)
+/* a registration with a given host (the command line, agentctl register, a queued one) */
+#define CFG_OWN_REGISTER (CFG_OWN_REREGISTER | CFG_OWN_API_HOST | CFG_OWN_API_PORT)
 /*
  * Merge-on-save: reads path (c->path when NULL) as it is now and writes it back atomically
  * with only the keys in `keys` (enum cfg_own) set to c's values; every other key keeps the

@@ -361,7 +361,7 @@ static int do_op(struct dlc *l, enum op op, const char *reg_token, struct err *e
     rc = dreg_register(l->cfg, &l->conn, reg_token, NULL, 0, e);
     if (rc == 0) {
         struct err se = ERR_INIT;
-        save_owned_locked(l, CFG_OWN_CHECKIN | CFG_OWN_REGISTERED, &se);
+        save_owned_locked(l, CFG_OWN_REREGISTER, &se);
     }
     dlc_cfg_unlock(l);
     if (rc == 0) {

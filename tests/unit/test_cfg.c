@@ -1339,6 +1339,9 @@ static void test_merge_absent_keys_appended(void **state)
     out = merge_ok(&c, CFG_OWN_REGISTER, "api_host: old.example\napi_port: 443 # x\nz: 1\n", 1);
     assert_string_equal(out,
                         "api_host:\n- \"a.example\"\n- \"b.example\"\napi_port: 8443 # x\nz: 1\n"
+                        "server_private_key: \"/opt/kasm/certs/key.pem\"\n"
+                        "server_public_key: \"/opt/kasm/certs/cert.pem\"\n"
+                        "jwt_public_key: \"/opt/kasm/certs/jwt.pem\"\n"
                         "multi_user: true\nuser_sso: true\nregistered: true\n"
                         "server_id: \"sid-new\"\nagent_jwt_token: \"eyJ.new.token\"\n");
     free(out);

@@ -1488,7 +1488,8 @@ static int emit_known(struct render *r, const struct cfg *c, const struct key_de
 
 static const char render_header[] =
     "# Kasm agent configuration (kasm-open-agent). Keys: docs/config.md.\n"
-    "# Written by the agent: comments are not kept; keys it does not know are kept.\n";
+    "# Written whole by the agent: comments are not kept; keys it does not know are kept.\n"
+    "# Its later saves (token, check-in) change only its own keys and keep everything else.\n";
 
 /* Renders c (only: that key alone, without the header; NULL: the whole file). */
 static int render_doc(const struct cfg *c, const struct key_desc *only, char **out, size_t *len,

@@ -1336,6 +1336,9 @@ static void test_merge_absent_keys_appended(void **state)
     strcpy(c.api_host[1], "b.example");
     c.api_port = 8443;
     c.registered = 1;
+    strcpy(c.server_private_key, "/opt/kasm/certs/key.pem"); /* the same on every platform */
+    strcpy(c.server_public_key, "/opt/kasm/certs/cert.pem");
+    strcpy(c.jwt_public_key, "/opt/kasm/certs/jwt.pem");
     out = merge_ok(&c, CFG_OWN_REGISTER, "api_host: old.example\napi_port: 443 # x\nz: 1\n", 1);
     assert_string_equal(out,
                         "api_host:\n- \"a.example\"\n- \"b.example\"\napi_port: 8443 # x\nz: 1\n"

@@ -1949,7 +1949,10 @@ int cfg_save_keys(const struct cfg *c, const char *path, unsigned own, struct er
         goto out;
     }
     if ((rc = cfg_merge_text(c, own, path, old, old_len, &text, &text_len, NULL, e)) < 0) {
-        err_prefix(e, "cannot save %s: %s no longer loads and is left as it is", names, path);
+        err_prefix(e,
+                   "%s no longer loads, so the agent's new values (%s) are not saved and the file "
+                   "is left as it is",
+                   path, names);
         goto out;
     }
     if (text_len == old_len && !memcmp(text, old, old_len))

@@ -124,7 +124,8 @@ enum cfg_own {
  * place (replaced where they are, missing ones appended); else the file is written whole
  * from its own values plus ours (comments then lost). A missing file is written whole from c
  * (cfg_save). A file that does not load (or cannot be read) is left untouched and its error
- * returned ("cannot save agent_jwt_token: PATH no longer loads ...: PATH:4:7: ...").
+ * returned ("PATH no longer loads, so the agent's new values (agent_jwt_token) are not saved
+ * and the file is left as it is: PATH:4:7: ...").
  */
 int cfg_save_keys(const struct cfg *c, const char *path, unsigned keys, struct err *e);
 /*

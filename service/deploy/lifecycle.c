@@ -243,10 +243,10 @@ static int save_owned_locked(struct dlc *l, unsigned own, struct err *e)
     l->unsaved = own;
     /* said at once, then every 5 minutes while the file stays broken */
     if (!l->unsaved_said || plat_monotonic_ms() - l->unsaved_said >= 300000) {
-        log_error("%s; the agent keeps using its %s from memory and saves them at the next "
+        log_error("%s; the agent keeps using them from memory and saves them at the first "
                   "heartbeat after the file is fixed (agentctl doctor shows what is wrong; a "
                   "restart before that loses them)",
-                  e->msg, names);
+                  e->msg);
         l->unsaved_said = plat_monotonic_ms();
         if (!l->unsaved_said)
             l->unsaved_said = 1;

@@ -307,8 +307,10 @@ class AgentctlDeployTest(unittest.TestCase):
         with open(self.a.cfg, "w", encoding="utf-8") as f:
             f.write(broken)
         new = self.refresh_now(cfg=ctl_cfg)
-        self.a.wait_log("no longer loads and is left as it is")
-        self.assertIn("saves them at the next heartbeat after the file is fixed",
+        self.a.wait_log("config.yaml no longer loads, so the agent's new values (agent_jwt_token) "
+                        "are not saved and the file is left as it is: ")
+        self.assertIn("the agent keeps using them from memory and saves them at the first "
+                      "heartbeat after the file is fixed",
                       self.a.read_log())
         # the file is not clobbered ...
         self.assertEqual(self.a.config_text(), broken)

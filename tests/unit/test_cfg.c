@@ -1448,8 +1448,9 @@ static void test_merge_broken_file(void **state)
     tmpdir_file(&t, "config.yaml", path, sizeof(path));
     write_file(path, broken);
     assert_int_equal(cfg_save_keys(&c, path, CFG_OWN_TOKEN, &e), ERR_PARSE);
-    assert_non_null(strstr(e.msg, "cannot save agent_jwt_token: "));
-    assert_non_null(strstr(e.msg, "no longer loads and is left as it is"));
+    assert_true(strstr(e.msg, path) == e.msg);
+    assert_non_null(strstr(e.msg, " no longer loads, so the agent's new values (agent_jwt_token) "
+                                  "are not saved and the file is left as it is: "));
     assert_non_null(strstr(e.msg, ":3:"));
     assert_null(strstr(e.msg, "eyJ.new.token"));
     assert_int_equal(fs_read_all(path, 4096, &now, NULL, &e), 0);

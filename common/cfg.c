@@ -1488,9 +1488,12 @@ static int emit_known(struct render *r, const struct cfg *c, const struct key_de
 
 static const char render_header[] =
     "# Kasm agent configuration (kasm-open-agent). Keys: docs/config.md.\n"
-    "# Written by the agent: comments are not kept; keys it does not know are kept.\n";
+    "# Written whole by the agent: comments are not kept; keys it does not know are kept.\n"
+    "# Its later saves (token, check-in) change only its own keys and keep everything else.\n";
 
-int cfg_render(const struct cfg *c, char **out, size_t *len, struct err *e)
+/* Renders c (only: that key alone, without the header; NULL: the whole file). */
+static int render_doc(const struct cfg *c, const struct key_desc *only, char **out, size_t *len,
+                      struct err *e)
 {
     struct render r;
     struct outbuf o = {NULL, 0, 0};
@@ -1504,8 +1507,10 @@ int cfg_render(const struct cfg *c, char **out, size_t *len, struct err *e)
     r.e = e;
     if (out_reserve(&o, sizeof(render_header)) < 0)
         return err_set(e, ERR_NOMEM, "cannot render the config: out of memory");
-    memcpy(o.p, render_header, sizeof(render_header) - 1);
-    o.len = sizeof(render_header) - 1;
+    if (!only) {
+        memcpy(o.p, render_header, sizeof(render_header) - 1);
+        o.len = sizeof(render_header) - 1;
+    }
     if (!yaml_emitter_initialize(&r.em)) {
         wipe_free(o.p, o.cap);
         return err_set(e, ERR_NOMEM, "cannot render the config: out of memory");
@@ -1526,9 +1531,11 @@ int cfg_render(const struct cfg *c, char **out, size_t *len, struct err *e)
         yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
         rc = emit(&r, &ev);
     }
-    for (size_t i = 0; rc == 0 && i < NKEYS; i++)
+    if (only && rc == 0)
+        rc = emit_known(&r, c, only);
+    for (size_t i = 0; !only && rc == 0 && i < NKEYS; i++)
         rc = emit_known(&r, c, &keys[i]);
-    for (size_t i = 0; rc == 0 && c->unknown && i < c->unknown->count; i++) {
+    for (size_t i = 0; !only && rc == 0 && c->unknown && i < c->unknown->count; i++) {
         r.what = c->unknown->v[i].key->text;
         rc = emit_node(&r, c->unknown->v[i].key, 0);
         if (rc == 0)
@@ -1566,6 +1573,11 @@ int cfg_render(const struct cfg *c, char **out, size_t *len, struct err *e)
     return 0;
 }
 
+int cfg_render(const struct cfg *c, char **out, size_t *len, struct err *e)
+{
+    return render_doc(c, NULL, out, len, e);
+}
+
 int cfg_save(const struct cfg *c, const char *path, struct err *e)
 {
     char *text = NULL;
@@ -1583,5 +1595,373 @@ int cfg_save(const struct cfg *c, const char *path, struct err *e)
     }
     rc = fs_write_atomic(path, text, len, FS_WRITE_PRIVATE, e);
     wipe_free(text, len + 1);
+    return rc;
+}
+
+/* ---- merge-on-save: the keys the agent owns, written into the administrator's file ---- */
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} own_keys[] = {
+    /* in the save order of keys[]: appended keys follow it */
+    {CFG_OWN_SERVER_PRIVATE_KEY, "server_private_key"},
+    {CFG_OWN_SERVER_PUBLIC_KEY, "server_public_key"},
+    {CFG_OWN_JWT_PUBLIC_KEY, "jwt_public_key"},
+    {CFG_OWN_MULTI_USER, "multi_user"},
+    {CFG_OWN_USER_SSO, "user_sso"},
+    {CFG_OWN_API_HOST, "api_host"},
+    {CFG_OWN_API_PORT, "api_port"},
+    {CFG_OWN_REGISTERED, "registered"},
+    {CFG_OWN_SERVER_ID, "server_id"},
+    {CFG_OWN_TOKEN, "agent_jwt_token"},
+};
+#define NOWN (sizeof(own_keys) / sizeof(own_keys[0]))
+
+void cfg_own_names(unsigned own, char *out, size_t cap)
+{
+    size_t used = 0;
+
+    if (!cap)
+        return;
+    out[0] = '\0';
+    for (size_t i = 0; i < NOWN && used < cap; i++) {
+        int w;
+        if (!(own & own_keys[i].bit))
+            continue;
+        w = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", own_keys[i].name);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Copies the keys in own from src to dst. */
+static int copy_owned(struct cfg *dst, const struct cfg *src, unsigned own, struct err *e)
+{
+    if ((own & CFG_OWN_TOKEN) && cfg_set_agent_token(dst, src->agent_jwt_token, e) < 0)
+        return e ? e->code : ERR_NOMEM;
+    if (own & CFG_OWN_SERVER_ID)
+        memcpy(dst->server_id, src->server_id, sizeof(dst->server_id));
+    if (own & CFG_OWN_MULTI_USER)
+        dst->multi_user = src->multi_user;
+    if (own & CFG_OWN_USER_SSO)
+        dst->user_sso = src->user_sso;
+    if (own & CFG_OWN_REGISTERED)
+        dst->registered = src->registered;
+    if (own & CFG_OWN_API_HOST) {
+        memcpy(dst->api_host, src->api_host, sizeof(dst->api_host));
+        dst->api_host_count = src->api_host_count;
+        dst->api_host_seq = src->api_host_seq;
+    }
+    if (own & CFG_OWN_API_PORT)
+        dst->api_port = src->api_port;
+    if (own & CFG_OWN_SERVER_PRIVATE_KEY)
+        memcpy(dst->server_private_key, src->server_private_key, sizeof(dst->server_private_key));
+    if (own & CFG_OWN_SERVER_PUBLIC_KEY)
+        memcpy(dst->server_public_key, src->server_public_key, sizeof(dst->server_public_key));
+    if (own & CFG_OWN_JWT_PUBLIC_KEY)
+        memcpy(dst->jwt_public_key, src->jwt_public_key, sizeof(dst->jwt_public_key));
+    return 0;
+}
+
+/* Where one owned key's "key: value" is in the old text (byte offsets). */
+struct own_span {
+    int found;
+    size_t start, end;
+    int ends_line; /* the value took its line break (a block scalar): the new text adds one */
+};
+
+/* libyaml's mark.index counts code points after a BOM; the text is UTF-8 (checked by load). */
+static size_t mark_byte(const char *s, size_t len, size_t bom, size_t index)
+{
+    size_t i = bom;
+    for (size_t n = 0; i < len && n < index; n++) {
+        i++;
+        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
+    }
+    return i;
+}
+
+#define MERGE_MAX_DEPTH 64
+
+/*
+ * Finds the top-level pairs of the owned keys in s. 0: spans filled (absent keys not found);
+ * -1: the layout cannot be edited in place (the caller rewrites the file instead).
+ */
+static int locate_owned(const char *s, size_t len, struct own_span spans[NOWN])
+{
+    yaml_parser_t y;
+    yaml_event_t ev;
+    size_t bom = len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    int rc = -1, stage = 0;
+
+    memset(spans, 0, sizeof(*spans) * NOWN);
+    if ((len >= 2 && ((unsigned char)s[0] == 0xFE || (unsigned char)s[0] == 0xFF)) ||
+        !yaml_parser_initialize(&y))
+        return -1; /* UTF-16 (a BOM): rewritten as UTF-8 */
+    yaml_parser_set_input_string(&y, (const unsigned char *)s, len);
+    /* stage 0: STREAM-START, 1: DOCUMENT-START or STREAM-END, 2: the top node, 3: pairs */
+    while (stage < 3) {
+        if (!yaml_parser_parse(&y, &ev))
+            goto out;
+        if (stage == 1 && ev.type == YAML_STREAM_END_EVENT) {
+            ev_free(&ev);
+            rc = 0; /* empty or comments only: every key is appended */
+            goto out;
+        }
+        if (stage == 2 && ev.type == YAML_SCALAR_EVENT && ev.data.scalar.length == 0) {
+            ev_free(&ev);
+            rc = 0; /* "---" alone */
+            goto out;
+        }
+        if (stage == 2 && (ev.type != YAML_MAPPING_START_EVENT ||
+                           ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE)) {
+            ev_free(&ev);
+            goto out;
+        }
+        ev_free(&ev);
+        stage++;
+    }
+    for (;;) {
+        size_t kstart, kend, vend;
+        int own = -1, depth = 0, empty = 0;
+        int flow[MERGE_MAX_DEPTH];
+
+        if (!yaml_parser_parse(&y, &ev))
+            goto out;
+        if (ev.type == YAML_MAPPING_END_EVENT) {
+            ev_free(&ev);
+            rc = 0;
+            goto out;
+        }
+        if (ev.type != YAML_SCALAR_EVENT) {
+            ev_free(&ev);
+            goto out;
+        }
+        for (size_t i = 0; i < NOWN; i++)
+            if (ev.data.scalar.length == strlen(own_keys[i].name) &&
+                !memcmp(ev.data.scalar.value, own_keys[i].name, ev.data.scalar.length))
+                own = (int)i;
+        kstart = ev.start_mark.index;
+        kend = vend = ev.end_mark.index;
+        ev_free(&ev);
+        /* the value: one scalar, or a collection up to its matching end */
+        do {
+            if (!yaml_parser_parse(&y, &ev))
+                goto out;
+            if (ev.type == YAML_SCALAR_EVENT) {
+                if (depth == 0 && ev.data.scalar.length == 0 && !ev.data.scalar.tag &&
+                    !ev.data.scalar.anchor && ev.data.scalar.plain_implicit)
+                    empty = 1; /* "key:" alone: its mark is the next token's */
+                else
+                    vend = ev.end_mark.index;
+            } else if (ev.type == YAML_SEQUENCE_START_EVENT ||
+                       ev.type == YAML_MAPPING_START_EVENT) {
+                if (depth >= MERGE_MAX_DEPTH) {
+                    ev_free(&ev);
+                    goto out;
+                }
+                flow[depth++] = ev.type == YAML_SEQUENCE_START_EVENT
+                                    ? ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE
+                                    : ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+                vend = ev.end_mark.index;
+            } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+                /* a block collection ends at the next token (past comments): not its text */
+                if (depth > 0 && flow[--depth])
+                    vend = ev.end_mark.index;
+            } else if (ev.type != YAML_ALIAS_EVENT) {
+                ev_free(&ev);
+                goto out;
+            } else {
+                vend = ev.end_mark.index;
+            }
+            ev_free(&ev);
+        } while (depth > 0);
+        if (own >= 0) {
+            struct own_span *sp = &spans[own];
+            sp->found = 1;
+            sp->start = mark_byte(s, len, bom, kstart);
+            sp->end = mark_byte(s, len, bom, empty ? kend : vend);
+            if (empty) { /* take the ':' too */
+                while (sp->end < len && (s[sp->end] == ' ' || s[sp->end] == '\t'))
+                    sp->end++;
+                if (sp->end < len && s[sp->end] == ':')
+                    sp->end++;
+            }
+            sp->ends_line =
+                sp->end > sp->start && (s[sp->end - 1] == '\n' || s[sp->end - 1] == '\r');
+        }
+    }
+out:
+    parser_wipe(&y);
+    yaml_parser_delete(&y);
+    return rc;
+}
+
+/* Appends len bytes, turning "\n" into "\r\n" when crlf. */
+static int out_put(struct outbuf *o, const char *s, size_t len, int crlf)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (crlf && s[i] == '\n' && out_write(o, (unsigned char *)"\r", 1) == 0)
+            return -1;
+        if (out_write(o, (unsigned char *)s + i, 1) == 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Edits the keys in own into old in place; 0 with *out, <0 on failure (e set). */
+static int splice_owned(const struct cfg *c, unsigned own, const char *old, size_t old_len,
+                        const struct own_span spans[NOWN], char **out, size_t *out_len,
+                        struct err *e)
+{
+    struct outbuf o = {NULL, 0, 0};
+    const char *nl = memchr(old, '\n', old_len);
+    int crlf = nl && nl > old && nl[-1] == '\r';
+    size_t pos = 0, done = 0;
+    int rc = 0, appended = 0;
+    char *one = NULL;
+    size_t one_len = 0;
+
+    *out = NULL;
+    /* replacements in file order, then the keys the file did not have */
+    while (rc == 0) {
+        size_t next = NOWN;
+        for (size_t i = 0; i < NOWN; i++)
+            if ((own & own_keys[i].bit) && !(done & (1u << i)) && spans[i].found &&
+                spans[i].start >= pos && (next == NOWN || spans[i].start < spans[next].start))
+                next = i;
+        if (next == NOWN)
+            break;
+        done |= 1u << next;
+        if ((rc = render_doc(c, find_key(own_keys[next].name, strlen(own_keys[next].name)), &one,
+                             &one_len, e)) < 0)
+            break;
+        while (one_len && one[one_len - 1] == '\n')
+            one_len--;
+        if (out_put(&o, old + pos, spans[next].start - pos, 0) < 0 ||
+            out_put(&o, one, one_len, crlf) < 0 ||
+            (spans[next].ends_line && out_put(&o, "\n", 1, crlf) < 0))
+            rc = err_set(e, ERR_NOMEM, "cannot merge the config: out of memory");
+        pos = spans[next].end;
+        wipe_free(one, one_len + 1);
+        one = NULL;
+    }
+    if (rc == 0 && out_put(&o, old + pos, old_len - pos, 0) < 0)
+        rc = err_set(e, ERR_NOMEM, "cannot merge the config: out of memory");
+    for (size_t i = 0; rc == 0 && i < NOWN; i++) {
+        if (!(own & own_keys[i].bit) || spans[i].found)
+            continue;
+        if (!appended && old_len && old[old_len - 1] != '\n' && old[old_len - 1] != '\r' &&
+            out_put(&o, "\n", 1, crlf) < 0) {
+            rc = err_set(e, ERR_NOMEM, "cannot merge the config: out of memory");
+            break;
+        }
+        appended = 1;
+        if ((rc = render_doc(c, find_key(own_keys[i].name, strlen(own_keys[i].name)), &one,
+                             &one_len, e)) < 0)
+            break;
+        if (out_put(&o, one, one_len, crlf) < 0)
+            rc = err_set(e, ERR_NOMEM, "cannot merge the config: out of memory");
+        wipe_free(one, one_len + 1);
+        one = NULL;
+    }
+    if (rc == 0 && out_reserve(&o, 0) < 0)
+        rc = err_set(e, ERR_NOMEM, "cannot merge the config: out of memory");
+    if (rc < 0) {
+        wipe_free(o.p, o.cap);
+        return rc;
+    }
+    o.p[o.len] = '\0';
+    *out = o.p;
+    *out_len = o.len;
+    return 0;
+}
+
+int cfg_merge_text(const struct cfg *c, unsigned own, const char *name, const char *old,
+                   size_t old_len, char **out, size_t *out_len, int *in_place, struct err *e)
+{
+    struct cfg want, check;
+    struct own_span spans[NOWN];
+    char base[CFG_PATH_MAX];
+    char *text = NULL;
+    size_t text_len = 0;
+    int rc;
+
+    *out = NULL;
+    *out_len = 0;
+    if (in_place)
+        *in_place = 0;
+    if (!c->path[0] || fs_dirname(c->path, base, sizeof(base), NULL) < 0)
+        base[0] = '\0';
+    cfg_defaults(&want, base);
+    cfg_defaults(&check, base);
+    /* the administrator's file as it is now; a file that does not load is never replaced */
+    if ((rc = cfg_load_buffer(&want, name, old, old_len, e)) < 0)
+        goto out;
+    if ((rc = copy_owned(&want, c, own, e)) < 0)
+        goto out;
+    /* in place: the file's comments, order and layout stay; accepted only when it loads back
+     * as exactly the administrator's keys with ours (else the whole file is written) */
+    if (locate_owned(old, old_len, spans) == 0 &&
+        splice_owned(c, own, old, old_len, spans, &text, &text_len, NULL) == 0 &&
+        cfg_load_buffer(&check, name, text, text_len, NULL) == 0 && cfg_equal(&want, &check)) {
+        if (in_place)
+            *in_place = 1;
+    } else {
+        wipe_free(text, text_len + 1);
+        text = NULL;
+        if ((rc = render_doc(&want, NULL, &text, &text_len, e)) < 0)
+            goto out;
+    }
+    *out = text;
+    *out_len = text_len;
+    text = NULL;
+out:
+    if (text)
+        wipe_free(text, text_len + 1);
+    cfg_free(&want);
+    cfg_free(&check);
+    return rc;
+}
+
+int cfg_save_keys(const struct cfg *c, const char *path, unsigned own, struct err *e)
+{
+    char names[256];
+    char *old = NULL, *text = NULL;
+    size_t old_len = 0, text_len = 0;
+    int rc;
+
+    if (!path)
+        path = c->path;
+    if (!path || !*path)
+        return err_set(e, ERR_INVALID, "cannot save the config: no file name");
+    cfg_own_names(own, names, sizeof(names));
+    rc = fs_read_all(path, CFG_MAX_FILE_SIZE, &old, &old_len, e);
+    if (rc == ERR_NOT_FOUND) { /* nothing of the administrator's to keep */
+        err_clear(e);
+        return cfg_save(c, path, e);
+    }
+    if (rc < 0) {
+        err_prefix(e, "cannot save %s into %s: it cannot be read back", names, path);
+        goto out;
+    }
+    if ((rc = cfg_merge_text(c, own, path, old, old_len, &text, &text_len, NULL, e)) < 0) {
+        err_prefix(e,
+                   "%s no longer loads, so the agent's new values (%s) are not saved and the file "
+                   "is left as it is",
+                   path, names);
+        goto out;
+    }
+    if (text_len == old_len && !memcmp(text, old, old_len))
+        goto out; /* already holds our values */
+    rc = fs_write_atomic(path, text, text_len, FS_WRITE_PRIVATE, e);
+out:
+    if (old)
+        wipe_free(old, old_len + 1);
+    if (text)
+        wipe_free(text, text_len + 1);
     return rc;
 }

@@ -92,6 +92,51 @@ int cfg_load(struct cfg *c, const char *path, struct err *e);
 int cfg_load_buffer(struct cfg *c, const char *name, const char *yaml, size_t len, struct err *e);
 /* Writes c to path (c->path when path is NULL) atomically, unknown keys kept. */
 int cfg_save(const struct cfg *c, const char *path, struct err *e);
+/*
+ * The keys the agent itself writes while it runs (the token lifecycle, registration): a save
+ * of the agent's own changes names the ones it changed (cfg_save_keys).
+ */
+enum cfg_own {
+    CFG_OWN_TOKEN = 1u << 0,      /* agent_jwt_token: check-in, refresh, exchange, registration */
+    CFG_OWN_SERVER_ID = 1u << 1,  /* server_id: from the claims of a check-in's token */
+    CFG_OWN_MULTI_USER = 1u << 2, /* multi_user: the deployment's flag (check-in) */
+    CFG_OWN_USER_SSO = 1u << 3,   /* user_sso: the deployment's flag (check-in) */
+    CFG_OWN_REGISTERED = 1u << 4, /* registered: registration */
+    CFG_OWN_API_HOST = 1u << 5,   /* api_host: registration with a host */
+    CFG_OWN_API_PORT = 1u << 6,   /* api_port: registration with a host */
+    /* registration writes the PEM files it receives at these paths: the file names them */
+    CFG_OWN_SERVER_PRIVATE_KEY = 1u << 7,
+    CFG_OWN_SERVER_PUBLIC_KEY = 1u << 8,
+    CFG_OWN_JWT_PUBLIC_KEY = 1u << 9,
+};
+#define CFG_OWN_CHECKIN (CFG_OWN_TOKEN | CFG_OWN_SERVER_ID | CFG_OWN_MULTI_USER | CFG_OWN_USER_SSO)
+#define CFG_OWN_PEMS                                                                               \
+    (CFG_OWN_SERVER_PRIVATE_KEY | CFG_OWN_SERVER_PUBLIC_KEY | CFG_OWN_JWT_PUBLIC_KEY)
+/* a registration with a token found by the running agent (registration_token.txt) */
+#define CFG_OWN_REREGISTER (CFG_OWN_CHECKIN | CFG_OWN_REGISTERED | CFG_OWN_PEMS)
+/* a registration with a given host (the command line, agentctl register, a queued one) */
+#define CFG_OWN_REGISTER (CFG_OWN_REREGISTER | CFG_OWN_API_HOST | CFG_OWN_API_PORT)
+/*
+ * Merge-on-save: reads path (c->path when NULL) as it is now and writes it back atomically
+ * with only the keys in `keys` (enum cfg_own) set to c's values; every other key keeps the
+ * file's value, so an administrator's edit made since c was loaded survives. The file's
+ * comments, key order and line breaks (CRLF too) are kept when the keys can be edited in
+ * place (replaced where they are, missing ones appended); else the file is written whole
+ * from its own values plus ours (comments then lost). A missing file is written whole from c
+ * (cfg_save). A file that does not load (or cannot be read) is left untouched and its error
+ * returned ("PATH no longer loads, so the agent's new values (agent_jwt_token) are not saved
+ * and the file is left as it is: PATH:4:7: ...").
+ */
+int cfg_save_keys(const struct cfg *c, const char *path, unsigned keys, struct err *e);
+/*
+ * The pure part of cfg_save_keys: merges c's `keys` into the file text old (name for
+ * messages); *out is heap (it holds the token: wipe, then free()). *in_place (may be NULL):
+ * 1 edited in place, 0 written whole. Fails, *out NULL, when old does not load.
+ */
+int cfg_merge_text(const struct cfg *c, unsigned keys, const char *name, const char *old,
+                   size_t old_len, char **out, size_t *out_len, int *in_place, struct err *e);
+/* "agent_jwt_token, multi_user" for the keys in `keys` (messages). */
+void cfg_own_names(unsigned keys, char *out, size_t cap);
 /* Renders the YAML that cfg_save would write (heap; it holds the token: wipe, then free()). */
 int cfg_render(const struct cfg *c, char **out, size_t *len, struct err *e);
 /* Sets the agent token (copied); NULL clears it. The old value is wiped before freeing. */

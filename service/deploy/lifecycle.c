@@ -45,6 +45,9 @@ struct dlc {
     int force_exchange;    /* the deployment said the token expired */
     int refreshing;        /* a refresh is in flight (never more than one) */
     int interval_env;      /* KASM_HEARTBEAT_MS set the interval */
+    unsigned unsaved;      /* enum cfg_own keys config.yaml does not hold yet (a failed save) */
+    uint64_t unsaved_said; /* monotonic ms of the last error logged about them (0: none) */
+    int64_t keepalive_ms;  /* how long the last keepalive took */
     int debug_override;    /* the agent's --debug, -1 not given */
 
     /* under lock: what agentctl sees, and the command mailbox (one command at a time) */
@@ -143,10 +146,11 @@ void dlc_history(struct dlc *l, struct dlc_history *out)
     out->heartbeat_ms = l->interval_ms;
     out->has_next_refresh = l->due_ms != 0;
     if (l->due_ms) {
-        /* the first heartbeat at or after the due time */
+        /* the first heartbeat t that refreshes: t >= due, or t + interval > due */
         int64_t t = l->next_beat_ms, step = l->interval_ms ? l->interval_ms : 1;
-        if (l->due_ms > t)
-            t += (l->due_ms - t + step - 1) / step * step;
+        int64_t first = l->due_ms - step + 1;
+        if (first > t)
+            t += (first - t + step - 1) / step * step;
         out->next_refresh = (t + 999) / 1000;
     }
     plat_mutex_unlock(l->lock);
@@ -215,16 +219,64 @@ static void adopt_token(struct dlc *l, const char *token)
     plat_mutex_unlock(l->lock);
 }
 
-/* Stores a new token in the config and config.yaml (atomic), then adopts it. */
+/*
+ * Saves the keys in own (enum cfg_own), and those an earlier save could not, into
+ * config.yaml by merge (cfg_save_keys): the administrator's edits made since the agent loaded
+ * the file stay. The caller holds the config lock. A file that does not load is left as it is:
+ * the values stay in memory (in use) and every heartbeat tries again (heartbeat()).
+ */
+static int save_owned_locked(struct dlc *l, unsigned own, struct err *e)
+{
+    char names[256];
+    int rc;
+
+    own |= l->unsaved;
+    cfg_own_names(own, names, sizeof(names));
+    rc = cfg_save_keys(l->cfg, NULL, own, e);
+    if (rc == 0) {
+        if (l->unsaved)
+            log_info("saved %s in %s (an earlier save had failed)", names, l->cfg->path);
+        l->unsaved = 0;
+        l->unsaved_said = 0;
+        return 0;
+    }
+    l->unsaved = own;
+    /* said at once, then every 5 minutes while the file stays broken */
+    if (!l->unsaved_said || plat_monotonic_ms() - l->unsaved_said >= 300000) {
+        log_error("%s; the agent keeps using them from memory and saves them at the first "
+                  "heartbeat after the file is fixed (agentctl doctor shows what is wrong; a "
+                  "restart before that loses them)",
+                  e->msg);
+        l->unsaved_said = plat_monotonic_ms();
+        if (!l->unsaved_said)
+            l->unsaved_said = 1;
+    }
+    return rc;
+}
+
+/* The retry of a failed save, at every heartbeat. */
+static void save_unsaved(struct dlc *l)
+{
+    struct err e = ERR_INIT;
+
+    dlc_cfg_lock(l);
+    if (l->unsaved)
+        save_owned_locked(l, 0, &e);
+    dlc_cfg_unlock(l);
+}
+
+/* Stores a new token in the config and config.yaml (merge, atomic), then adopts it. A failed
+ * save does not lose it: it is used from memory and saved later (save_owned_locked). */
 static int store_token(struct dlc *l, const char *token, struct err *e)
 {
+    struct err se = ERR_INIT;
     int rc;
     char when[64];
 
     dlc_cfg_lock(l);
     rc = cfg_set_agent_token(l->cfg, token, e);
-    if (rc == 0 && (rc = cfg_save(l->cfg, NULL, e)) < 0)
-        err_prefix(e, "cannot save the new token");
+    if (rc == 0)
+        save_owned_locked(l, CFG_OWN_TOKEN, &se);
     dlc_cfg_unlock(l);
     if (rc < 0)
         return rc;
@@ -270,7 +322,11 @@ static int do_op(struct dlc *l, enum op op, const char *reg_token, struct err *e
             return err_prefix(e, "check-in (%s)", status);
         note_conn_host(l);
         dlc_cfg_lock(l);
-        rc = dreg_apply(l->cfg, &info, 0, e);
+        rc = dreg_apply(l->cfg, &info, 0, 0, e);
+        if (rc == 0) {
+            struct err se = ERR_INIT;
+            save_owned_locked(l, CFG_OWN_CHECKIN, &se); /* a failure: kept, retried */
+        }
         dlc_cfg_unlock(l);
         if (rc == 0) {
             adopt_token(l, info.agent_jwt_token);
@@ -302,7 +358,11 @@ static int do_op(struct dlc *l, enum op op, const char *reg_token, struct err *e
         return rc;
     }
     dlc_cfg_lock(l);
-    rc = dreg_register(l->cfg, &l->conn, reg_token, NULL, e);
+    rc = dreg_register(l->cfg, &l->conn, reg_token, NULL, 0, e);
+    if (rc == 0) {
+        struct err se = ERR_INIT;
+        save_owned_locked(l, CFG_OWN_REREGISTER, &se);
+    }
     dlc_cfg_unlock(l);
     if (rc == 0) {
         note_conn_host(l);
@@ -399,11 +459,46 @@ out:
     return rc;
 }
 
+static void heartbeat(struct dlc *l);
+
+/*
+ * Refreshes (or exchanges) the token when it is due or would be due before the next decision,
+ * ahead_ms from now (dpol_decide). 1: the heartbeat stops here (the refresh failed).
+ */
+static int refresh_if_due(struct dlc *l, int64_t ahead_ms)
+{
+    struct err e = ERR_INIT;
+    enum dpol_action act = l->force_exchange ? DPOL_EXCHANGE
+                                             : dpol_decide(l->has_exp, l->exp_ms, l->received_ms,
+                                                           plat_wall_time_ms(), ahead_ms);
+    int rc;
+
+    if (act == DPOL_KEEP || l->refreshing)
+        return 0;
+    l->refreshing = 1;
+    rc = with_retries(l, OP_REFRESH, NULL, &e);
+    l->refreshing = 0;
+    note(l, &l->hist.refresh, act == DPOL_EXCHANGE ? "exchange" : "refresh", rc, &e);
+    if (rc == ERR_AUTH || rc == ERR_EXPIRED) {
+        log_error("the deployment will not renew the agent token (%s)", e.msg);
+        set_need_registration(l);
+        heartbeat(l); /* look for registration_token.txt at once */
+        return 1;
+    }
+    if (rc < 0) {
+        log_warning("the token refresh failed: %s; retrying at the next heartbeat", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
 static void heartbeat(struct dlc *l)
 {
     struct err e = ERR_INIT;
+    uint64_t started;
     int rc;
 
+    save_unsaved(l); /* a save that failed (config.yaml did not load) is tried again */
     if (l->need_registration || !l->token) {
         if (try_token_file(l) != 0)
             return;
@@ -420,27 +515,8 @@ static void heartbeat(struct dlc *l)
         return;
     }
 
-    {
-        enum dpol_action act = l->force_exchange ? DPOL_EXCHANGE
-                                                 : dpol_decide(l->has_exp, l->exp_ms,
-                                                               l->received_ms, plat_wall_time_ms());
-        if (act != DPOL_KEEP && !l->refreshing) {
-            l->refreshing = 1;
-            rc = with_retries(l, OP_REFRESH, NULL, &e);
-            l->refreshing = 0;
-            note(l, &l->hist.refresh, act == DPOL_EXCHANGE ? "exchange" : "refresh", rc, &e);
-            if (rc == ERR_AUTH || rc == ERR_EXPIRED) {
-                log_error("the deployment will not renew the agent token (%s)", e.msg);
-                set_need_registration(l);
-                heartbeat(l); /* look for registration_token.txt at once */
-                return;
-            }
-            if (rc < 0) {
-                log_warning("the token refresh failed: %s; retrying at the next heartbeat", e.msg);
-                return;
-            }
-        }
-    }
+    if (refresh_if_due(l, (int64_t)l->interval_ms + l->keepalive_ms))
+        return;
 
     if (l->checkin_phase < 2) {
         const char *what = l->checkin_phase == 0 ? "check-in (starting)" : "check-in (running)";
@@ -458,7 +534,9 @@ static void heartbeat(struct dlc *l)
         return;
     }
 
+    started = plat_monotonic_ms();
     rc = dapi_set_server_status(&l->conn, l->token, "running", "heartbeat", &e);
+    l->keepalive_ms = (int64_t)(plat_monotonic_ms() - started);
     note(l, &l->hist.checkin, "keepalive", rc, &e);
     if (rc == 0)
         note_conn_host(l);
@@ -468,6 +546,8 @@ static void heartbeat(struct dlc *l)
     } else if (rc < 0) {
         log_warning("keepalive: %s", e.msg);
     }
+    /* the keepalive may have been slow: decide again, so the refresh does not wait a beat */
+    refresh_if_due(l, l->interval_ms);
 }
 
 /* The API hosts, port and TLS options from the config (copied: the config may change). */
@@ -564,15 +644,17 @@ static void cmd_register(struct dlc *l, struct dlc_result *r)
     }
     step = "registration";
     dlc_cfg_lock(l);
-    rc = dreg_register(l->cfg, &conn, l->cmd_token, l->cmd_sid[0] ? l->cmd_sid : NULL, &e);
+    rc = dreg_register(l->cfg, &conn, l->cmd_token, l->cmd_sid[0] ? l->cmd_sid : NULL, 0, &e);
     registered = rc == 0;
     if (registered) { /* from now on the deployment that registered us is the one */
         snprintf(l->cfg->api_host[0], sizeof(l->cfg->api_host[0]), "%s", l->cmd_host);
         l->cfg->api_host_count = 1;
         l->cfg->api_port = l->cmd_port;
         step = "save";
-        if ((rc = cfg_save(l->cfg, NULL, &e)) < 0)
-            err_prefix(&e, "registered, but cannot save the configuration");
+        if ((rc = save_owned_locked(l, CFG_OWN_REGISTER, &e)) < 0)
+            err_prefix(&e, "registered (the new token is in use), but cannot save the "
+                           "configuration; it is saved at the first heartbeat after the file "
+                           "is fixed");
         load_conn(l);
         snprintf(r->server_id, sizeof(r->server_id), "%s", l->cfg->server_id);
     }
@@ -639,8 +721,7 @@ static void cmd_reload(struct dlc *l, struct dlc_result *r)
         /* an editor opened before a refresh wrote the older token back: save ours */
         log_warning("reload: config.yaml held an older agent token; the running one is kept "
                     "and saved");
-        if (cfg_save(l->cfg, NULL, &e) < 0)
-            log_warning("reload: %s", e.msg);
+        save_owned_locked(l, CFG_OWN_TOKEN, &e); /* a failure is logged there */
         err_clear(&e);
     }
     heartbeat = l->cfg->heartbeat_interval > 0 ? l->cfg->heartbeat_interval : 30;

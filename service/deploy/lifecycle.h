@@ -8,8 +8,11 @@
  * The configuration is shared state: while the lifecycle runs it is the one writer of the
  * struct cfg it was given (agent_jwt_token, server_id, multi_user, user_sso, registered) and
  * of config.yaml; every other thread reads those fields only between dlc_cfg_lock() and
- * dlc_cfg_unlock(). Every save is atomic (cfg_save), so a crash in the middle of a refresh
- * leaves the old token (still inside its grace period) or the new one.
+ * dlc_cfg_unlock(). Every save is a merge (cfg_save_keys: config.yaml read again, only the
+ * keys the operation changed replaced, an administrator's edits kept) and atomic, so a crash in
+ * the middle of a refresh leaves the old token (still inside its grace period) or the new one.
+ * A config.yaml that no longer loads is left alone: the new values are used from memory and
+ * saved at the first heartbeat after it is fixed.
  *
  * The heartbeat is the config's heartbeat_interval (seconds); the environment variable
  * KASM_HEARTBEAT_MS overrides it in milliseconds (tests and diagnostics; docs/config.md).

@@ -5,17 +5,22 @@
 
 #include "policy.h"
 
-enum dpol_action dpol_decide(int has_exp, int64_t exp_ms, int64_t received_ms, int64_t now_ms)
+enum dpol_action dpol_decide(int has_exp, int64_t exp_ms, int64_t received_ms, int64_t now_ms,
+                             int64_t ahead_ms)
 {
-    int64_t lifetime, left;
+    int64_t due;
 
     if (!has_exp)
         return DPOL_KEEP;
     if (now_ms >= exp_ms)
         return DPOL_EXCHANGE;
-    lifetime = exp_ms - received_ms;
-    left = exp_ms - now_ms;
-    if (lifetime <= 0 || left * 3 < lifetime)
+    if (exp_ms <= received_ms)
+        return DPOL_REFRESH; /* received after exp (a clock change): at once */
+    due = dpol_refresh_due_ms(has_exp, exp_ms, received_ms);
+    if (ahead_ms < 0)
+        ahead_ms = 0;
+    /* due now, or the next decision (now + ahead) would come after the due time */
+    if (now_ms >= due || now_ms > due - ahead_ms)
         return DPOL_REFRESH;
     return DPOL_KEEP;
 }

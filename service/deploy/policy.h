@@ -19,13 +19,19 @@ enum dpol_action {
 
 /*
  * What to do with a token whose exp is exp_ms (epoch ms) and that was received at
- * received_ms (epoch ms), at now_ms. The lifetime is exp - received; the token is refreshed
- * once the time left falls under a third of it. A token without exp (has_exp 0) is kept.
+ * received_ms (epoch ms), at now_ms. The lifetime is exp - received; the token is due for a
+ * refresh once the time left falls under a third of it (dpol_refresh_due_ms). ahead_ms is
+ * how long until the lifecycle decides again (the heartbeat interval, plus how long the last
+ * keepalive took when it decides before one): when the next decision would come after the
+ * due time, the token is refreshed now rather than late. A token without exp (has_exp 0) is
+ * kept.
  */
-enum dpol_action dpol_decide(int has_exp, int64_t exp_ms, int64_t received_ms, int64_t now_ms);
+enum dpol_action dpol_decide(int has_exp, int64_t exp_ms, int64_t received_ms, int64_t now_ms,
+                             int64_t ahead_ms);
 /*
- * When dpol_decide() starts answering DPOL_REFRESH for that token (epoch ms; the first
- * heartbeat at or after it refreshes); 0 for a token without exp.
+ * When dpol_decide() starts answering DPOL_REFRESH for that token with ahead_ms 0 (epoch ms);
+ * 0 for a token without exp. A heartbeat every I ms refreshes at the first beat t with
+ * t + I > due (or t >= due).
  */
 int64_t dpol_refresh_due_ms(int has_exp, int64_t exp_ms, int64_t received_ms);
 

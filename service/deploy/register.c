@@ -33,7 +33,8 @@ static int write_pem(const char *path, const char *what, const char *pem, struct
     return 0;
 }
 
-int dreg_apply(struct cfg *cfg, const struct dapi_agent_info *info, int write_pems, struct err *e)
+int dreg_apply(struct cfg *cfg, const struct dapi_agent_info *info, int write_pems, unsigned save,
+               struct err *e)
 {
     struct jwt_claims claims = {0};
     int rc;
@@ -67,7 +68,7 @@ int dreg_apply(struct cfg *cfg, const struct dapi_agent_info *info, int write_pe
         cfg->multi_user = info->multi_user;
         cfg->user_sso = info->user_sso;
     }
-    if ((rc = cfg_save(cfg, NULL, e)) < 0)
+    if (save && (rc = cfg_save_keys(cfg, NULL, save, e)) < 0)
         err_prefix(e, "cannot save the configuration");
 out:
     jwt_claims_free(&claims);
@@ -85,7 +86,7 @@ void dreg_conn_from_cfg(struct dapi_conn *conn, const struct cfg *cfg)
 }
 
 int dreg_register(struct cfg *cfg, struct dapi_conn *conn, const char *token, const char *server_id,
-                  struct err *e)
+                  unsigned save, struct err *e)
 {
     struct jwt_claims claims = {0};
     struct dapi_agent_info info;
@@ -111,7 +112,7 @@ int dreg_register(struct cfg *cfg, struct dapi_conn *conn, const char *token, co
     if (rc < 0)
         return err_prefix(e, "registration failed");
     cfg->registered = 1;
-    rc = dreg_apply(cfg, &info, 1, e);
+    rc = dreg_apply(cfg, &info, 1, save, e);
     dapi_agent_info_free(&info);
     if (rc == 0)
         log_info("Component registration successful (server id %s)",
@@ -218,12 +219,12 @@ int dreg_pending_run(struct cfg *cfg, struct err *e)
     conn.net.verify_cert = cfg->api_verify_cert;
     conn.net.ca_file = cfg->api_ca_file;
     if ((rc = dreg_register(cfg, &conn, token->valuestring,
-                            cJSON_IsString(sid) ? sid->valuestring : NULL, e)) < 0)
+                            cJSON_IsString(sid) ? sid->valuestring : NULL, 0, e)) < 0)
         goto out;
     snprintf(cfg->api_host[0], sizeof(cfg->api_host[0]), "%s", host->valuestring);
     cfg->api_host_count = 1;
     cfg->api_port = conn.port;
-    if ((rc = cfg_save(cfg, NULL, e)) < 0)
+    if ((rc = cfg_save_keys(cfg, NULL, CFG_OWN_REGISTER, e)) < 0)
         goto out;
     plat_path_remove(path, NULL);
     log_info("the queued registration is done; removed %s", path);
@@ -299,7 +300,7 @@ int dreg_cli(const struct dreg_request *req, struct err *e)
     snprintf(cfg.api_host[0], sizeof(cfg.api_host[0]), "%s", req->host);
     cfg.api_host_count = 1;
     cfg.api_port = req->port;
-    if ((rc = dreg_register(&cfg, &conn, req->token, req->server_id, e)) < 0)
+    if ((rc = dreg_register(&cfg, &conn, req->token, req->server_id, CFG_OWN_REGISTER, e)) < 0)
         goto out;
     /* the next step (a running agent reloads, or a restart) is the caller's: service/main.c */
     printf("Registered with %s:%d as server %s.\n", req->host, req->port, cfg.server_id);

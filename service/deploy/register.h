@@ -33,9 +33,11 @@ struct dreg_request {
  * Applies a registration or check-in answer to cfg: agent_jwt_token, multi_user/user_sso,
  * server_id from the token's claims, and (write_pems) the three PEM files at the paths of
  * server_public_key, server_private_key and jwt_public_key, each atomic and admin-only, their
- * directories created. Then saves cfg atomically. Other keys are untouched.
+ * directories created. Then, when save (enum cfg_own keys) is not 0, saves those keys into
+ * config.yaml by merge (cfg_save_keys: the administrator's other keys and comments stay).
  */
-int dreg_apply(struct cfg *cfg, const struct dapi_agent_info *info, int write_pems, struct err *e);
+int dreg_apply(struct cfg *cfg, const struct dapi_agent_info *info, int write_pems, unsigned save,
+               struct err *e);
 
 /* Fills conn from cfg: its hosts, port and TLS options. */
 void dreg_conn_from_cfg(struct dapi_conn *conn, const struct cfg *cfg);
@@ -43,10 +45,10 @@ void dreg_conn_from_cfg(struct dapi_conn *conn, const struct cfg *cfg);
 /*
  * Registers with token against conn (the lifecycle's recovery path and the command line):
  * server_id as described above, hostname = this machine's FQDN. On success cfg is updated and
- * saved (dreg_apply) and cfg->registered set.
+ * saved (dreg_apply, the keys in save; 0: not saved, the caller saves) and cfg->registered set.
  */
 int dreg_register(struct cfg *cfg, struct dapi_conn *conn, const char *token, const char *server_id,
-                  struct err *e);
+                  unsigned save, struct err *e);
 
 /* Which step of dreg_reach_check() failed. */
 enum dreg_step {

@@ -5,6 +5,8 @@ second simulator then sees the new token; a closed port and a refused token name
 step), reload (a changed heartbeat_interval and api_host applied at once, a port change
 reported as needing a restart, a malformed config refused with the running one kept), the new
 fields of status / token status, `agent --register-host` telling the running agent to reload,
+a token save keeping the administrator's edits of config.yaml (merge-on-save) and a broken
+config.yaml left alone with the new token kept in memory until it is fixed,
 a non-root user refused, every --json output parsed and no secret in any output or log.
 
 Usage: test_agentctl_deploy.py --bin-dir DIR [unittest options]
@@ -65,8 +67,9 @@ class AgentctlDeployTest(unittest.TestCase):
         self.a.wait_log("admin channel ready")
         F.wait_until(lambda: len(self.sim.calls("register_component")) >= 2, timeout=30,
                      what="the check-ins")
-        # ... and the agent has saved the token of the last one: a test that edits config.yaml
-        # before that save would see its edit overwritten by it
+        # ... and the agent has saved the token of the last one (the save merges, so an edit
+        # made before it would survive too: test_admin_edit_survives_token_save; waiting keeps
+        # the tests that compare the file's token simple)
         newest = self.sim.calls("register_component")[-1].response["server_agent"]["agent_jwt_token"]
         self.secrets.append(newest)
         F.wait_until(lambda: self.a.config().get("agent_jwt_token") == newest, timeout=30,
@@ -251,6 +254,81 @@ class AgentctlDeployTest(unittest.TestCase):
         self.outputs += [out, err]
         self.assertEqual(rc, 0, err)
         self.assertIn("Next step: restart the agent", out)
+
+    # ---- merge-on-save: the agent's token saves keep the administrator's edits -------------
+
+    def refresh_now(self, cfg=None):
+        """agentctl token refresh; returns the new token the deployment handed out."""
+        n = len(self.sim.calls("refresh_token"))
+        rc, out, err = self.ctl("token", "refresh", "--json", cfg=cfg)
+        self.assertEqual(rc, 0, err)
+        self.assertIs(json.loads(out)["refreshed"], True)
+        calls = self.sim.calls("refresh_token")
+        self.assertEqual(len(calls), n + 1)
+        self.secrets += [c.token for c in calls]
+        new = calls[-1].response["agent_jwt_token"]
+        self.secrets.append(new)
+        return new
+
+    def test_admin_edit_survives_token_save(self):
+        self.start_agent()
+        text = self.a.config_text()
+        self.assertIn("custom_unknown_key: kept\n", text)
+        # the administrator edits config.yaml after the agent loaded it: a comment, a changed
+        # value, a new key; then the agent saves a new token
+        edited = ("# edited by the administrator\n" +
+                  text.replace("custom_unknown_key: kept\n",
+                               "custom_unknown_key: changed  # by hand\n") +
+                  "admin_added_key: kept  # mine\n")
+        with open(self.a.cfg, "w", encoding="utf-8") as f:
+            f.write(edited)
+        new = self.refresh_now()
+        F.wait_until(lambda: self.a.config().get("agent_jwt_token") == new,
+                     what="the refreshed token saved")
+        now = self.a.config_text()
+        self.assertIn("# edited by the administrator\n", now)
+        self.assertIn("custom_unknown_key: changed  # by hand\n", now)
+        self.assertIn("admin_added_key: kept  # mine\n", now)
+        c = self.a.config()
+        self.assertEqual(c["admin_added_key"], "kept")
+        self.assertEqual(c["custom_unknown_key"], "changed")
+        # nothing but the token changed
+        old_token = yaml.safe_load(edited)["agent_jwt_token"]
+        self.assertEqual(now, edited.replace(old_token, new))
+
+    def test_broken_config_keeps_the_token(self):
+        self.start_agent()
+        good = self.a.config_text()
+        broken = good + "heartbeat_interval: [unclosed\n"
+        # agentctl finds the channel through a config of its own: it cannot read the broken one
+        ctl_cfg = os.path.join(self.a.dir, "ctl.yaml")
+        with open(ctl_cfg, "w", encoding="utf-8") as f:
+            f.write("admin_socket: %s\n" % self.a.config()["admin_socket"])
+        with open(self.a.cfg, "w", encoding="utf-8") as f:
+            f.write(broken)
+        new = self.refresh_now(cfg=ctl_cfg)
+        self.a.wait_log("config.yaml no longer loads, so the agent's new values (agent_jwt_token) "
+                        "are not saved and the file is left as it is: ")
+        self.assertIn("the agent keeps using them from memory and saves them at the first "
+                      "heartbeat after the file is fixed",
+                      self.a.read_log())
+        # the file is not clobbered ...
+        self.assertEqual(self.a.config_text(), broken)
+        # ... and the new token is in use: the keepalives send it
+        n = len(self.sim.calls("set_server_status"))
+        F.wait_until(lambda: len(self.sim.calls("set_server_status")) >= n + 2,
+                     what="keepalives after the refresh")
+        self.assertEqual(self.sim.calls("set_server_status")[-1].token, new)
+        self.assertEqual(self.a.config_text(), broken)
+        # the administrator fixes the file (with an edit of theirs): the next heartbeat saves
+        fixed = "# fixed by the administrator\n" + good
+        with open(self.a.cfg, "w", encoding="utf-8") as f:
+            f.write(fixed)
+        F.wait_until(lambda: self.a.config().get("agent_jwt_token") == new, timeout=30,
+                     what="the kept token saved once the file loads again")
+        self.assertTrue(self.a.config_text().startswith("# fixed by the administrator\n"))
+        self.a.wait_log("(an earlier save had failed)")
+
 
     # ---- reload -----------------------------------------------------------------------------
 

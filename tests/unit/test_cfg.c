@@ -1230,6 +1230,256 @@ static void test_load_missing_and_oversized_file(void **state)
     cfg_free(&c);
 }
 
+/* ---- merge-on-save (cfg_merge_text, cfg_save_keys) ---- */
+
+/* The agent's in-memory config: loaded from `loaded`, then its own keys changed. */
+static void agent_cfg(struct cfg *c, const char *loaded)
+{
+    struct err e = ERR_INIT;
+    load_ok(c, loaded);
+    if (cfg_set_agent_token(c, "eyJ.new.token", &e) < 0)
+        fail_msg("%s", e.msg);
+    c->multi_user = 1;
+    c->user_sso = 1;
+    strcpy(c->server_id, "sid-new");
+}
+
+static char *merge_ok(const struct cfg *c, unsigned own, const char *old, int want_in_place)
+{
+    struct err e = ERR_INIT;
+    char *out = NULL;
+    size_t len = 0;
+    int in_place = -1;
+    if (cfg_merge_text(c, own, "config.yaml", old, strlen(old), &out, &len, &in_place, &e) < 0)
+        fail_msg("merge of [%s] failed: %s", old, e.msg);
+    assert_int_equal(strlen(out), len);
+    if (in_place != want_in_place)
+        fail_msg("merge of [%s]: in place %d, expected %d; got [%s]", old, in_place, want_in_place,
+                 out);
+    return out;
+}
+
+static void test_merge_keeps_admin_edits(void **state)
+{
+    /* what the agent loaded; the administrator then edited the file (file below) */
+    static const char loaded[] = "port: 4000\ndebug: false\nagent_jwt_token: \"eyJ.old\"\n";
+    static const char file[] = "# my comment\n"
+                               "port: 4001   # moved\n"
+                               "debug: true\n"
+                               "multi_user: false # set by the deployment\n"
+                               "agent_jwt_token: \"eyJ.old\"  # keep this comment\n"
+                               "my_key: [1, 2]\n"
+                               "# trailing comment\n";
+    static const char want[] = "# my comment\n"
+                               "port: 4001   # moved\n"
+                               "debug: true\n"
+                               "multi_user: true # set by the deployment\n"
+                               "agent_jwt_token: \"eyJ.new.token\"  # keep this comment\n"
+                               "my_key: [1, 2]\n"
+                               "# trailing comment\n"
+                               "user_sso: true\n"
+                               "server_id: \"sid-new\"\n";
+    struct cfg c, back;
+    char *out;
+    (void)state;
+
+    agent_cfg(&c, loaded);
+    c.port = 4000; /* not ours: the file's 4001 stays */
+    out = merge_ok(&c, CFG_OWN_CHECKIN, file, 1);
+    assert_string_equal(out, want);
+    load_ok(&back, out);
+    assert_int_equal(back.port, 4001);
+    assert_int_equal(back.debug, 1);
+    assert_string_equal(back.agent_jwt_token, "eyJ.new.token");
+    assert_int_equal(cfg_unknown_count(&back), 1);
+    cfg_free(&back);
+    free(out);
+
+    /* only the token: multi_user and server_id keep the file's values (absent stays absent) */
+    out = merge_ok(&c, CFG_OWN_TOKEN, file, 1);
+    assert_non_null(strstr(out, "multi_user: false # set by the deployment\n"));
+    assert_null(strstr(out, "server_id"));
+    assert_null(strstr(out, "user_sso"));
+    assert_non_null(strstr(out, "agent_jwt_token: \"eyJ.new.token\"  # keep"));
+    free(out);
+    cfg_free(&c);
+}
+
+static void test_merge_absent_keys_appended(void **state)
+{
+    struct cfg c, back;
+    char *out;
+    (void)state;
+
+    agent_cfg(&c, "port: 1\n");
+    /* no line break at the end: one is added before the appended keys */
+    out = merge_ok(&c, CFG_OWN_TOKEN, "port: 2 # two", 1);
+    assert_string_equal(out, "port: 2 # two\nagent_jwt_token: \"eyJ.new.token\"\n");
+    free(out);
+    /* an empty file, comments only, a bare document start */
+    out = merge_ok(&c, CFG_OWN_TOKEN, "", 1);
+    assert_string_equal(out, "agent_jwt_token: \"eyJ.new.token\"\n");
+    free(out);
+    out = merge_ok(&c, CFG_OWN_TOKEN | CFG_OWN_MULTI_USER, "# nothing yet\n", 1);
+    assert_string_equal(out,
+                        "# nothing yet\nmulti_user: true\nagent_jwt_token: \"eyJ.new.token\"\n");
+    free(out);
+    out = merge_ok(&c, CFG_OWN_TOKEN, "---\n", 1);
+    load_ok(&back, out);
+    assert_string_equal(back.agent_jwt_token, "eyJ.new.token");
+    cfg_free(&back);
+    free(out);
+    /* registration: the hosts as a sequence, kept a sequence */
+    c.api_host_count = 2;
+    c.api_host_seq = 1;
+    strcpy(c.api_host[0], "a.example");
+    strcpy(c.api_host[1], "b.example");
+    c.api_port = 8443;
+    c.registered = 1;
+    strcpy(c.server_private_key, "/opt/kasm/certs/key.pem"); /* the same on every platform */
+    strcpy(c.server_public_key, "/opt/kasm/certs/cert.pem");
+    strcpy(c.jwt_public_key, "/opt/kasm/certs/jwt.pem");
+    out = merge_ok(&c, CFG_OWN_REGISTER, "api_host: old.example\napi_port: 443 # x\nz: 1\n", 1);
+    assert_string_equal(out,
+                        "api_host:\n- \"a.example\"\n- \"b.example\"\napi_port: 8443 # x\nz: 1\n"
+                        "server_private_key: \"/opt/kasm/certs/key.pem\"\n"
+                        "server_public_key: \"/opt/kasm/certs/cert.pem\"\n"
+                        "jwt_public_key: \"/opt/kasm/certs/jwt.pem\"\n"
+                        "multi_user: true\nuser_sso: true\nregistered: true\n"
+                        "server_id: \"sid-new\"\nagent_jwt_token: \"eyJ.new.token\"\n");
+    free(out);
+    cfg_free(&c);
+}
+
+static void test_merge_crlf(void **state)
+{
+    static const char file[] = "# admin\r\nport: 7\r\nagent_jwt_token: old  # c\r\n"
+                               "api_host:\r\n  - x.example\r\n  - y.example\r\n# end\r\n";
+    struct cfg c, back;
+    char *out;
+    (void)state;
+
+    agent_cfg(&c, "port: 1\n");
+    c.api_host_count = 1;
+    c.api_host_seq = 1;
+    strcpy(c.api_host[0], "z.example");
+    out = merge_ok(&c, CFG_OWN_TOKEN | CFG_OWN_API_HOST | CFG_OWN_USER_SSO, file, 1);
+    assert_string_equal(out, "# admin\r\nport: 7\r\nagent_jwt_token: \"eyJ.new.token\"  # c\r\n"
+                             "api_host:\r\n- \"z.example\"\r\n# end\r\nuser_sso: true\r\n");
+    for (const char *p = out; *p; p++)
+        if (*p == '\n')
+            assert_true(p > out && p[-1] == '\r');
+    load_ok(&back, out);
+    assert_int_equal(back.port, 7);
+    cfg_free(&back);
+    free(out);
+    cfg_free(&c);
+}
+
+/* Odd layouts of an owned key are still edited in place, or the file is written whole. */
+static void test_merge_layouts(void **state)
+{
+    static const struct {
+        const char *file;
+        int in_place;
+    } cases[] = {
+        {"agent_jwt_token:\nport: 3 # p\n", 1},                     /* empty value */
+        {"agent_jwt_token: ~ # none\nport: 3 # p\n", 1},            /* null */
+        {"agent_jwt_token: >-\n  eyJ.a\n  .b\n\nport: 3 # p\n", 1}, /* folded scalar */
+        {"agent_jwt_token: |\n  eyJ.a\nport: 3 # p\n", 1},          /* literal scalar */
+        {"# \xc3\xa9t\xc3\xa9 \xe2\x82\xac\nagent_jwt_token: 'x' # \xe2\x82\xac\nport: 3 # p\n", 1},
+        {"\xEF\xBB\xBFport: 3 # p\nagent_jwt_token: x\n", 1}, /* UTF-8 BOM */
+        {"multi_user: !!bool yes\nagent_jwt_token: \"a\\\n  b\"\nport: 3 # p\n", 1},
+        {"api_host: [a.example, b.example] # flow\nport: 3 # p\n", 1},
+        {"api_host:\n- a.example\n\n# between\n- b.example\nport: 3 # p\n", 1},
+        {"{port: 3, agent_jwt_token: x}", 0}, /* a flow mapping: written whole */
+        {"port: 3\n...\n", 0},                /* a document end marker: written whole */
+    };
+    struct cfg c, back;
+    (void)state;
+
+    agent_cfg(&c, "port: 1\n");
+    strcpy(c.api_host[0], "n.example");
+    c.api_host_count = 1;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out =
+            merge_ok(&c, CFG_OWN_CHECKIN | CFG_OWN_API_HOST, cases[i].file, cases[i].in_place);
+        load_ok(&back, out);
+        assert_int_equal(back.port, 3);
+        assert_string_equal(back.agent_jwt_token, "eyJ.new.token");
+        assert_int_equal(back.multi_user, 1);
+        assert_int_equal(back.user_sso, 1);
+        assert_string_equal(back.server_id, "sid-new");
+        assert_int_equal(back.api_host_count, 1);
+        assert_string_equal(back.api_host[0], "n.example");
+        if (cases[i].in_place && !strstr(out, "port: 3 # p"))
+            fail_msg("case %zu lost a comment: [%s]", i, out);
+        cfg_free(&back);
+        free(out);
+    }
+    cfg_free(&c);
+}
+
+static void test_merge_broken_file(void **state)
+{
+    static const char *const files[] = {"config.yaml", NULL};
+    static const char broken[] = "# admin\nport: 5\nheartbeat_interval: [unclosed\n";
+    struct tmpdir t;
+    char path[512];
+    char *out = (char *)"x", *now = NULL;
+    size_t len = 1;
+    struct cfg c;
+    struct err e = ERR_INIT;
+    (void)state;
+
+    agent_cfg(&c, "port: 1\n");
+    assert_int_equal(cfg_merge_text(&c, CFG_OWN_TOKEN, "config.yaml", broken, strlen(broken), &out,
+                                    &len, NULL, &e),
+                     ERR_PARSE);
+    assert_null(out);
+    assert_int_equal(len, 0);
+    assert_non_null(strstr(e.msg, "config.yaml:"));
+    /* a type error is a broken file too */
+    assert_true(cfg_merge_text(&c, CFG_OWN_TOKEN, "config.yaml", "port: abc\n", 10, &out, &len,
+                               NULL, &e) < 0);
+
+    /* on disk: the file is left byte for byte, the error says so and where */
+    tmpdir_make(&t);
+    tmpdir_file(&t, "config.yaml", path, sizeof(path));
+    write_file(path, broken);
+    assert_int_equal(cfg_save_keys(&c, path, CFG_OWN_TOKEN, &e), ERR_PARSE);
+    assert_true(strstr(e.msg, path) == e.msg);
+    assert_non_null(strstr(e.msg, " no longer loads, so the agent's new values (agent_jwt_token) "
+                                  "are not saved and the file is left as it is: "));
+    assert_non_null(strstr(e.msg, ":3:"));
+    assert_null(strstr(e.msg, "eyJ.new.token"));
+    assert_int_equal(fs_read_all(path, 4096, &now, NULL, &e), 0);
+    assert_string_equal(now, broken);
+    free(now);
+
+    /* fixed: the next save merges */
+    write_file(path, "# admin\nport: 5\n");
+    if (cfg_save_keys(&c, path, CFG_OWN_TOKEN, &e) < 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(fs_read_all(path, 4096, &now, NULL, &e), 0);
+    assert_string_equal(now, "# admin\nport: 5\nagent_jwt_token: \"eyJ.new.token\"\n");
+    free(now);
+
+    /* missing: written whole from the agent's config */
+    plat_path_remove(path, NULL);
+    if (cfg_save_keys(&c, path, CFG_OWN_TOKEN, &e) < 0)
+        fail_msg("%s", e.msg);
+    {
+        struct cfg back;
+        assert_int_equal(cfg_load(&back, path, &e), 0);
+        assert_int_equal(back.port, 1);
+        assert_string_equal(back.agent_jwt_token, "eyJ.new.token");
+        cfg_free(&back);
+    }
+    cfg_free(&c);
+    tmpdir_remove(&t, files);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1262,6 +1512,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_save_and_load_file),
         cmocka_unit_test(test_failed_save_keeps_old_file),
         cmocka_unit_test(test_load_missing_and_oversized_file),
+        cmocka_unit_test(test_merge_keeps_admin_edits),
+        cmocka_unit_test(test_merge_absent_keys_appended),
+        cmocka_unit_test(test_merge_crlf),
+        cmocka_unit_test(test_merge_layouts),
+        cmocka_unit_test(test_merge_broken_file),
     };
     return UNIT_RUN("cfg", tests, NULL, NULL);
 }

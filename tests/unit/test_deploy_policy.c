@@ -39,7 +39,7 @@ static void refresh_decision(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         enum dpol_action got =
-            dpol_decide(cases[i].has_exp, cases[i].exp, cases[i].received, cases[i].now);
+            dpol_decide(cases[i].has_exp, cases[i].exp, cases[i].received, cases[i].now, 0);
         if (got != cases[i].want)
             fail_msg("case %zu: got %d, want %d", i, (int)got, (int)cases[i].want);
     }
@@ -98,9 +98,105 @@ static void refresh_due_matches_decision(void **state)
         int64_t due = dpol_refresh_due_ms(1, exp, received);
         assert_true(due > received);
         assert_true(due <= exp);
-        assert_int_not_equal(dpol_decide(1, exp, received, due), DPOL_KEEP);
-        assert_int_equal(dpol_decide(1, exp, received, due - 1), DPOL_KEEP);
+        assert_int_not_equal(dpol_decide(1, exp, received, due, 0), DPOL_KEEP);
+        assert_int_equal(dpol_decide(1, exp, received, due - 1, 0), DPOL_KEEP);
     }
+}
+
+/* ahead_ms: refresh now when the next decision would come after the due time. */
+static void refresh_decision_looks_ahead(void **state)
+{
+    static const struct {
+        int64_t now, ahead;
+        enum dpol_action want;
+    } cases[] = {
+        /* exp 10000, received 7000: due at 9001 */
+        {8000, 1000, DPOL_KEEP},    /* next decision at 9000: still before due */
+        {8001, 1000, DPOL_KEEP},    /* next decision exactly at due: on time */
+        {8002, 1000, DPOL_REFRESH}, /* next decision at 9002: one ms late, so now */
+        {7000, 5000, DPOL_REFRESH}, /* a heartbeat longer than two thirds of the lifetime */
+        {7000, 2000, DPOL_KEEP},    /* 9000 < 9001 */
+        {7000, 2002, DPOL_REFRESH}, /* 9002 > 9001 */
+        {9001, 0, DPOL_REFRESH},    /* due: refreshes whatever ahead says */
+        {8999, -50, DPOL_KEEP},     /* a negative ahead counts as 0 */
+        {10000, 1000, DPOL_EXCHANGE},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum dpol_action got = dpol_decide(1, 10000, 7000, cases[i].now, cases[i].ahead);
+        if (got != cases[i].want)
+            fail_msg("case %zu: got %d, want %d", i, (int)got, (int)cases[i].want);
+    }
+    assert_int_equal(dpol_decide(0, 0, 0, 5, 1000000), DPOL_KEEP);
+}
+
+/*
+ * A fake clock runs the lifecycle's loop: decide (ahead = interval + the last keepalive's
+ * duration), keepalive (takes `slow[k]` ms), decide again (ahead = interval), wait the
+ * interval. Returns when the token is refreshed; *late_by: how far past the due time (<= 0
+ * on time). The lifecycle before the fix decided once, with no look-ahead (old = 1).
+ */
+static int64_t run_beats(int64_t lifetime, int64_t interval, const int64_t *slow, size_t nslow,
+                         int old, int64_t *spike_end)
+{
+    int64_t received = 1700000000000LL, exp = received + lifetime, now = received + 7;
+    int64_t last = 0;
+    size_t k = 0;
+
+    *spike_end = 0;
+    for (long beat = 0; beat < 2000000; beat++) {
+        int64_t took = slow[k++ % nslow];
+        if (dpol_decide(1, exp, received, now, old ? 0 : interval + last) != DPOL_KEEP)
+            return now;
+        now += took; /* the keepalive */
+        if (now - took < dpol_refresh_due_ms(1, exp, received) &&
+            now >= dpol_refresh_due_ms(1, exp, received))
+            *spike_end = now; /* this keepalive was in flight at the due time */
+        last = took;
+        if (!old && dpol_decide(1, exp, received, now, interval) != DPOL_KEEP)
+            return now;
+        now += interval;
+    }
+    fail_msg("no refresh in 2000000 heartbeats");
+    return 0;
+}
+
+static void fake_clock_refresh_never_late(void **state)
+{
+    static const int64_t lifetimes[] = {4000, 60000, 3600000, 259200000};
+    static const int64_t intervals[] = {250, 1000, 30000, 50000, 7200000};
+    static const int64_t steady[] = {0}, slowish[] = {5000}, spiky[] = {10, 10, 29000, 10, 10};
+    static const int64_t *const slows[] = {steady, slowish, spiky};
+    static const size_t nslows[] = {1, 1, 5};
+    int old_late = 0;
+    (void)state;
+
+    for (size_t l = 0; l < sizeof(lifetimes) / sizeof(lifetimes[0]); l++) {
+        int64_t received = 1700000000000LL;
+        int64_t due = dpol_refresh_due_ms(1, received + lifetimes[l], received);
+        for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+            for (size_t s = 0; s < 3; s++) {
+                int64_t spike_end, t, old_t;
+                t = run_beats(lifetimes[l], intervals[i], slows[s], nslows[s], 0, &spike_end);
+                /* never late, except by the one keepalive in flight at the due time */
+                if (t > due && t != spike_end)
+                    fail_msg("lifetime %lld, heartbeat %lld, keepalives %zu: refreshed %lld ms "
+                             "late",
+                             (long long)lifetimes[l], (long long)intervals[i], s,
+                             (long long)(t - due));
+                /* and not needlessly early: within one heartbeat + keepalive of the due time */
+                if (t < due - intervals[i] - 29000 && t != received + 7)
+                    fail_msg("lifetime %lld, heartbeat %lld: refreshed %lld ms early",
+                             (long long)lifetimes[l], (long long)intervals[i],
+                             (long long)(due - t));
+                old_t = run_beats(lifetimes[l], intervals[i], slows[s], nslows[s], 1, &spike_end);
+                if (old_t > due)
+                    old_late++;
+            }
+        }
+    }
+    /* the model can see lateness: the rule before the fix was late in some of these */
+    assert_true(old_late > 0);
 }
 
 int main(int argc, char **argv)
@@ -108,6 +204,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(refresh_decision),
         cmocka_unit_test(refresh_due_matches_decision),
+        cmocka_unit_test(refresh_decision_looks_ahead),
+        cmocka_unit_test(fake_clock_refresh_never_late),
         cmocka_unit_test(backoff_grows_is_capped_and_jittered),
         cmocka_unit_test(times_print_in_utc),
     };

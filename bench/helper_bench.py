@@ -14,7 +14,6 @@ temp folder) with a native build: bench/helper_bench.py [--bin-dir build/native/
 [--size-mib 1024] [--runs 3] [--shots 20]. Needs Xvfb (scripts/setup-debian.sh).
 """
 import argparse
-import hashlib
 import os
 import pwd
 import re
@@ -29,22 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import test_api as T  # noqa: E402
 import http_bench as H  # noqa: E402  (the Dropzone client, curl download)
+import xvfb  # noqa: E402
 
 USER = "kasmbench"
 READY_RE = re.compile(r"helper pid (\d+) is ready")
-
-
-def start_xvfb():
-    r, w = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "1920x1080x24",
-                             "-nolisten", "tcp", "-noreset"], pass_fds=(w,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    with os.fdopen(r) as f:
-        num = f.readline().strip()
-    if not num:
-        raise SystemExit("Xvfb did not start")
-    return proc, ":" + num
 
 
 def cpu_seconds(pid):
@@ -87,7 +74,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="kasm-hbench-")
     os.chmod(tmp, 0o755)
     home = os.path.join(tmp, "home")
-    xvfb = direct = helped = None
+    xserver = direct = helped = None
     user_made = False
     try:
         subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", USER], check=True)
@@ -96,7 +83,7 @@ def main():
         os.makedirs(os.path.join(home, "Downloads"))
         for d in (home, os.path.join(home, "Downloads")):
             os.chown(d, pw.pw_uid, pw.pw_gid)
-        xvfb, display = start_xvfb()
+        xserver, display = xvfb.start("1920x1080x24", noreset=True)
         env = dict(os.environ, DISPLAY=display)
         shot = subprocess.run([os.path.join(T.BIN_DIR, "shot_bench"), "--pattern", "10"],
                               env=env, capture_output=True, text=True, check=True).stdout
@@ -165,9 +152,7 @@ def main():
         for a in (helped, direct):
             if a:
                 a.stop()
-        if xvfb:
-            xvfb.terminate()
-            xvfb.wait()
+        xvfb.stop(xserver)
         if user_made:
             subprocess.run(["userdel", USER], check=False)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,7 +16,6 @@ The agent is the build in --bin-dir (build it first: cmake --preset native && cm
 --preset native). Needs nginx, curl and wrk (scripts/setup-debian.sh installs them).
 """
 import argparse
-import hashlib
 import json
 import os
 import re

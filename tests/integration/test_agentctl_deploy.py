@@ -13,7 +13,6 @@ Usage: test_agentctl_deploy.py --bin-dir DIR [unittest options]
 """
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess

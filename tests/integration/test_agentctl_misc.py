@@ -36,6 +36,7 @@ import faulthandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_api  # noqa: E402  (the Agent fixture, keys and tokens)
+import xvfb  # noqa: E402
 from test_api import Agent, pem_private, pem_public, rsa_key, user_token  # noqa: E402
 
 from cryptography import x509  # noqa: E402
@@ -118,20 +119,9 @@ class AgentctlMiscTest(unittest.TestCase):
         os.environ["KASM_SESSION_POLL_MS"] = "200"
         cls.xvfb = None
         display = ""
-        xvfb = shutil.which("Xvfb")
-        if xvfb:
-            num = 400 + os.getpid() % 500
-            while os.path.exists(f"/tmp/.X11-unix/X{num}") or os.path.exists(f"/tmp/.X{num}-lock"):
-                num += 1
-            cls.xvfb = subprocess.Popen([xvfb, f":{num}", "-screen", "0", "640x480x24", "-ac",
-                                         "-noreset", "-nolisten", "tcp"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            end = time.monotonic() + TIMEOUT
-            while not os.path.exists(f"/tmp/.X11-unix/X{num}"):
-                if time.monotonic() > end or cls.xvfb.poll() is not None:
-                    raise AssertionError("Xvfb did not start")
-                time.sleep(0.05)
-            display = f" display=:{num}"
+        if shutil.which("Xvfb"):
+            cls.xvfb, num = xvfb.start(noreset=True)
+            display = f" display={num}"
         sessions = os.path.join(cls.tmp, "sessions.txt")
         with open(sessions, "w", encoding="utf-8") as f:
             f.write(f"1 {cls.user} console{display}\n2 {cls.user}\n3 no-such-user-kasm\n")
@@ -152,9 +142,7 @@ class AgentctlMiscTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.agent.stop()
-        if cls.xvfb:
-            cls.xvfb.terminate()
-            cls.xvfb.wait()
+        xvfb.stop(cls.xvfb)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def ctl(self, *args, cfg=None):

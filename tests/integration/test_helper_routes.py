@@ -34,6 +34,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_api  # noqa: E402  (the Agent fixture, keys and tokens)
+import xvfb  # noqa: E402
 from test_api import (Agent, error_of, pem_private, pem_public, rsa_key,  # noqa: E402
                       self_signed, user_token)
 from test_transfer import BOUNDARY, dz_fields, multipart  # noqa: E402
@@ -347,23 +348,12 @@ class HelperRoutesTest(unittest.TestCase):
         self.assertEqual(status, 400)  # width validation stays first
 
     def test_screenshot_png_from_helper_under_xvfb(self):
-        xvfb = shutil.which("Xvfb")
-        if not xvfb:
+        if not shutil.which("Xvfb"):
             self.skipTest("no Xvfb")
-        num = 90 + secrets.randbelow(300)
-        while os.path.exists(f"/tmp/.X11-unix/X{num}") or os.path.exists(f"/tmp/.X{num}-lock"):
-            num += 1
-        # -ac: the session user (not the Xvfb owner when root) may connect
-        x = subprocess.Popen([xvfb, f":{num}", "-screen", "0", "640x480x24", "-ac", "-nolisten",
-                              "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        x, num = xvfb.start()
         try:
-            end = time.monotonic() + TIMEOUT
-            while not os.path.exists(f"/tmp/.X11-unix/X{num}"):
-                self.assertLess(time.monotonic(), end, "Xvfb did not start")
-                self.assertIsNone(x.poll(), "Xvfb exited")
-                time.sleep(0.05)
             shot_sessions = os.path.join(self.tmp, "shot-sessions")
-            write_sessions(shot_sessions, [f"7 {self.users.names[0]} console display=:{num}"])
+            write_sessions(shot_sessions, [f"7 {self.users.names[0]} console display={num}"])
             a = start_agent(self.tmp, "shot", self.jwt_key, shot_sessions)
             self.agents.append(a)
             wait_ready(a, 1)
@@ -375,8 +365,7 @@ class HelperRoutesTest(unittest.TestCase):
             self.assertEqual(int.from_bytes(body[16:20], "big"), 300)  # IHDR width
             self.assertGreater(int.from_bytes(body[20:24], "big"), 0)
         finally:
-            x.terminate()
-            x.wait()
+            xvfb.stop(x)
 
     def test_big_download_sha256(self):
         down = self.users.downloads(1)

@@ -12,7 +12,6 @@ Usage: test_logship.py --bin-dir DIR [unittest options]
 import json
 import os
 import re
-import time
 import unittest
 
 import deploy_fixture as F

@@ -18,7 +18,6 @@ import pwd
 import re
 import secrets
 import subprocess
-import time
 import unittest
 import uuid
 import json
@@ -118,7 +117,7 @@ class OrchHelperTest(unittest.TestCase):
         with open(outside, "rb") as f:
             self.assertEqual(f.read(), b"[x]\n")
         self.assertEqual(os.stat(outside).st_uid, 0)
-        self.assertIn(f"done (0 step(s) failed)", log.split(f"session_start for kasm_id "
+        self.assertIn("done (0 step(s) failed)", log.split(f"session_start for kasm_id "
                                                            f"{kasm_id}")[-1])
 
         end = c.session_payload(file_mappings=None, ending=True)

@@ -11,7 +11,6 @@ Usage: test_register.py --bin-dir DIR [unittest options]
 import json
 import os
 import stat
-import sys
 import unittest
 
 from cryptography import x509

@@ -11,7 +11,6 @@ Usage: test_scripts_startup.py --bin-dir DIR [unittest options]
 """
 import os
 import stat
-import time
 import unittest
 
 import deploy_fixture as F

@@ -17,11 +17,7 @@ import json
 import os
 import pwd
 import secrets
-import shutil
-import stat
 import subprocess
-import tempfile
-import time
 import unittest
 import uuid
 

@@ -221,7 +221,7 @@ class Checks:
                 check(f"USER={user}".encode() in env, "USER is not the user's")
         text = self.log_text()
         check("helper[session 1]: " in text, "no LOG line from the helper of session 1")
-        check(f"HELLO: role helper" in text, "the helper's HELLO is not logged")
+        check("HELLO: role helper" in text, "the helper's HELLO is not logged")
 
     def test_helper_fds_are_only_the_channel(self):
         """Each helper holds stdin/stdout/stderr and ONE socket, the channel, whose peer is

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_api  # noqa: E402
 import test_helper_routes as hr  # noqa: E402
+import xvfb  # noqa: E402
 from test_api import rsa_key, user_token  # noqa: E402
 
 MAX_AGE = 6
@@ -33,28 +33,21 @@ CAPTURED_RE = re.compile(r"screenshot of session 7 at width (\d+): captured")
 class ShotCacheTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.xvfb = shutil.which("Xvfb")
-        if not cls.xvfb:
+        if not shutil.which("Xvfb"):
             raise unittest.SkipTest("no Xvfb")
         cls.tmp = tempfile.mkdtemp(prefix="kasm-shotcache-")
         os.chmod(cls.tmp, 0o755)
         cls.users = hr.Users(cls.tmp)
         cls.jwt_key = rsa_key()
         cls.agent = None
-        num = 90 + secrets.randbelow(300)
-        while os.path.exists(f"/tmp/.X11-unix/X{num}") or os.path.exists(f"/tmp/.X{num}-lock"):
-            num += 1
-        cls.x = subprocess.Popen([cls.xvfb, f":{num}", "-screen", "0", "640x480x24", "-ac",
-                                  "-nolisten", "tcp"], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-        end = time.monotonic() + hr.TIMEOUT
-        while not os.path.exists(f"/tmp/.X11-unix/X{num}"):
-            if time.monotonic() > end or cls.x.poll() is not None:
-                cls.tearDownClass()
-                raise AssertionError("Xvfb did not start")
-            time.sleep(0.05)
+        try:
+            cls.x, num = xvfb.start()
+        except RuntimeError:
+            cls.x = None
+            cls.tearDownClass()
+            raise
         sessions = os.path.join(cls.tmp, "sessions")
-        hr.write_sessions(sessions, [f"7 {cls.users.names[0]} console display=:{num}"])
+        hr.write_sessions(sessions, [f"7 {cls.users.names[0]} console display={num}"])
         cls.agent = hr.start_agent(cls.tmp, "shot", cls.jwt_key, sessions,
                                    f"screenshot_cache_seconds: {MAX_AGE}\n")
         hr.wait_ready(cls.agent, 1)
@@ -62,8 +55,7 @@ class ShotCacheTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         rc = cls.agent.stop() if cls.agent else 0
-        cls.x.terminate()
-        cls.x.wait()
+        xvfb.stop(cls.x)
         cls.users.cleanup()
         shutil.rmtree(cls.tmp, ignore_errors=True)
         if rc:

@@ -310,12 +310,13 @@ out:
     return rc;
 }
 
-int plat_win_user_file_dacl(PSID user, unsigned access, PACL *out, struct err *e)
+int plat_win_user_dacl(PSID user, DWORD admin_rights, DWORD user_rights, DWORD inheritance,
+                       PACL *out, struct err *e)
 {
     SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
     PSID system = NULL, admins = NULL;
     EXPLICIT_ACCESSW ea[3];
-    DWORD mask = 0, n = 2, err;
+    DWORD err;
     int rc = 0;
 
     *out = NULL;
@@ -326,32 +327,37 @@ int plat_win_user_file_dacl(PSID user, unsigned access, PACL *out, struct err *e
         rc = plat_win_fail(e, GetLastError(), "cannot build the well-known SIDs", NULL);
         goto out;
     }
-    if (access & PLAT_ACCESS_READ)
-        mask |= FILE_GENERIC_READ;
-    if (access & PLAT_ACCESS_WRITE)
-        mask |= FILE_GENERIC_WRITE | DELETE;
-    if (access & PLAT_ACCESS_EXECUTE)
-        mask |= FILE_GENERIC_EXECUTE;
     memset(ea, 0, sizeof(ea));
     for (int i = 0; i < 3; i++) {
-        ea[i].grfAccessPermissions = i < 2 ? FILE_ALL_ACCESS : mask;
+        ea[i].grfAccessPermissions = i < 2 ? admin_rights : user_rights;
         ea[i].grfAccessMode = SET_ACCESS;
-        ea[i].grfInheritance = NO_INHERITANCE;
+        ea[i].grfInheritance = inheritance;
         ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
     }
     ea[0].Trustee.ptstrName = (LPWSTR)system;
     ea[1].Trustee.ptstrName = (LPWSTR)admins;
     ea[2].Trustee.ptstrName = (LPWSTR)user;
-    if (mask)
-        n = 3;
-    if ((err = SetEntriesInAclW(n, ea, NULL, out)) != ERROR_SUCCESS)
-        rc = plat_win_fail(e, err, "cannot build a file's access list", NULL);
+    if ((err = SetEntriesInAclW(user_rights ? 3 : 2, ea, NULL, out)) != ERROR_SUCCESS)
+        rc = plat_win_fail(e, err, "cannot build an access list", NULL);
 out:
     if (system)
         FreeSid(system);
     if (admins)
         FreeSid(admins);
     return rc;
+}
+
+int plat_win_user_file_dacl(PSID user, unsigned access, PACL *out, struct err *e)
+{
+    DWORD mask = 0;
+
+    if (access & PLAT_ACCESS_READ)
+        mask |= FILE_GENERIC_READ;
+    if (access & PLAT_ACCESS_WRITE)
+        mask |= FILE_GENERIC_WRITE | DELETE;
+    if (access & PLAT_ACCESS_EXECUTE)
+        mask |= FILE_GENERIC_EXECUTE;
+    return plat_win_user_dacl(user, FILE_ALL_ACCESS, mask, NO_INHERITANCE, out, e);
 }
 
 int plat_file_set_user_access(struct plat_file *f, unsigned access, struct err *e)

@@ -42,6 +42,13 @@ int plat_win_fail(struct err *e, DWORD code, const char *what, const char *path)
  * is 0. Nothing inherits from it. LocalFree the result.
  */
 int plat_win_user_file_dacl(PSID user, unsigned access, PACL *out, struct err *e);
+/*
+ * The general form: SYSTEM and BUILTIN\Administrators get admin_rights, user gets user_rights
+ * (no entry when 0), every entry with the given inheritance (NO_INHERITANCE,
+ * SUB_CONTAINERS_AND_OBJECTS_INHERIT ...). LocalFree the result.
+ */
+int plat_win_user_dacl(PSID user, DWORD admin_rights, DWORD user_rights, DWORD inheritance,
+                       PACL *out, struct err *e);
 
 /* FILETIME (100 ns since 1601) -> seconds since the Unix epoch. */
 int64_t plat_filetime_to_unix(const FILETIME *ft);

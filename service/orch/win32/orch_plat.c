@@ -111,33 +111,14 @@ int orch_plat_give_to_user(const char *path, const char *top, const char *user, 
 {
     PSID sid = NULL;
     PACL dacl = NULL, file_dacl = NULL;
-    EXPLICIT_ACCESSW ea[3];
-    SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
-    PSID system = NULL, admins = NULL;
     char p[4096];
     int rc;
 
     if ((rc = user_sid(user, &sid, e)) < 0)
         return rc;
-    if (!AllocateAndInitializeSid(&nt, 1, SECURITY_LOCAL_SYSTEM_RID, 0, 0, 0, 0, 0, 0, 0,
-                                  &system) ||
-        !AllocateAndInitializeSid(&nt, 2, SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS, 0,
-                                  0, 0, 0, 0, 0, &admins)) {
-        rc = plat_win_fail(e, GetLastError(), "cannot build the well-known SIDs", NULL);
-        goto out;
-    }
-    memset(ea, 0, sizeof(ea));
-    for (int i = 0; i < 3; i++) {
-        ea[i].grfAccessPermissions = GENERIC_ALL;
-        ea[i].grfAccessMode = SET_ACCESS;
-        ea[i].grfInheritance = SUB_CONTAINERS_AND_OBJECTS_INHERIT;
-        ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
-    }
-    ea[0].Trustee.ptstrName = (LPWSTR)system;
-    ea[1].Trustee.ptstrName = (LPWSTR)admins;
-    ea[2].Trustee.ptstrName = (LPWSTR)sid;
-    if (SetEntriesInAclW(3, ea, NULL, &dacl) != ERROR_SUCCESS) {
-        rc = err_set(e, ERR_INTERNAL, "cannot build the access list for %.100s", user);
+    if ((rc = plat_win_user_dacl(sid, GENERIC_ALL, GENERIC_ALL, SUB_CONTAINERS_AND_OBJECTS_INHERIT,
+                                 &dacl, e)) < 0) {
+        err_prefix(e, "the folders of %.100s", user);
         goto out;
     }
     /* the file: what the mapping's flags allow the user; the folders: full control */
@@ -161,10 +142,6 @@ out:
         LocalFree(dacl);
     if (file_dacl)
         LocalFree(file_dacl);
-    if (system)
-        FreeSid(system);
-    if (admins)
-        FreeSid(admins);
     LocalFree(sid);
     return rc;
 }

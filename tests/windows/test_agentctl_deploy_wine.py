@@ -10,7 +10,6 @@ parsed; no token in any output or in the log.
 Usage: test_agentctl_deploy_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
        --agentctl AGENTCTL_EXE [unittest args]
 """
-import argparse
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import deploy_fixture as F  # noqa: E402
 from deploy_fixture import K  # noqa: E402
-from wine_fixture import AgentRun, Fail, win_path as winpath  # noqa: E402
+from wine_fixture import AgentRun, Fail, parse_args, win_path as winpath  # noqa: E402
 
 ARGS = None
 START_TIMEOUT = 180  # the first Wine start may create the prefix
@@ -158,9 +157,5 @@ class AgentctlDeployWine(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--agentctl", required=True)
-    ARGS, rest = ap.parse_known_args()
+    ARGS, rest = parse_args("--wine-run", "--agent", "--agentctl", known=True)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

@@ -15,7 +15,6 @@ human table is printed.
 Usage: test_agentctl_doctor_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --agentctl CTL_EXE
 Exit status 0 when every check passes.
 """
-import argparse
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import kasm_sim as K  # noqa: E402  (path set above)
-from wine_fixture import AgentRun, Fail, check, free_port, win_path  # noqa: E402
+from wine_fixture import AgentRun, Fail, check, free_port, parse_args, win_path  # noqa: E402
 
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 TIMEOUT = 90
@@ -38,11 +37,7 @@ CHECKS = ["config", "key_file", "config_acl", "certificate", "certificate_key", 
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--agentctl", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--agentctl")
 
     sim = K.KasmSimulator(K.SimConfig())
     sim.start()

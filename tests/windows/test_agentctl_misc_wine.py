@@ -17,7 +17,6 @@ Usage: test_agentctl_misc_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
            --helper HELPER_EXE --agentctl AGENTCTL_EXE --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes, 77 when Xvfb is missing, 1 on a failure.
 """
-import argparse
 import json
 import os
 import re
@@ -31,8 +30,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from wine_fixture import (COLOUR, READY_RE_TEXT, AgentRun, Fail, check,  # noqa: E402
-                          kill_group, painted_prefix, png_pixel, png_size, shutdown_prefix,
+from wine_fixture import (COLOUR, READY_RE_TEXT, AgentRun, Fail, check, kill_group,  # noqa: E402
+                          no_xvfb, painted_prefix, parse_args, png_pixel, png_size, shutdown_prefix,
                           stop_xvfb, win_path)
 from test_agentctl_misc import CERT_CN, CERT_NOT_AFTER, make_cert  # noqa: E402
 from test_api import pem_private, rsa_key  # noqa: E402
@@ -44,12 +43,8 @@ PIPE = "\\\\.\\pipe\\kasm-test-ctlmisc-%d" % os.getpid()
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    for name in ("--wine-run", "--agent", "--helper", "--agentctl", "--prefix"):
-        ap.add_argument(name, required=True)
-    args = ap.parse_args()
-    if not shutil.which("Xvfb"):
-        print("skipped: Xvfb is not installed (scripts/setup-debian.sh installs it)")
+    args = parse_args("--wine-run", "--agent", "--helper", "--agentctl", "--prefix")
+    if no_xvfb():
         return 77
 
     started = time.monotonic()

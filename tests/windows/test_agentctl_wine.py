@@ -11,7 +11,6 @@ same config fails to start naming the pipe. After agent.exe stops, agentctl.exe 
 Usage: test_agentctl_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --agentctl AGENTCTL_EXE
 Exit status 0 when every check passes.
 """
-import argparse
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from wine_fixture import AgentRun, Fail, check, stop_group, win_path
+from wine_fixture import AgentRun, Fail, check, parse_args, stop_group, win_path
 
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 TIMEOUT = 60
@@ -32,11 +31,7 @@ TOKEN = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--agentctl", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--agentctl")
 
     tmp = tempfile.mkdtemp(prefix="kasm-agentctl-wine-")
     log = os.path.join(tmp, "agent.log")

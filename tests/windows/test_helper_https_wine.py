@@ -21,7 +21,6 @@ Usage: test_helper_https_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --help
                                  --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes, 77 when Xvfb is missing, 1 on a failure.
 """
-import argparse
 import hashlib
 import os
 import pwd
@@ -39,8 +38,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from test_api import self_signed  # noqa: E402  (a self-signed certificate for the agent)
 from wine_fixture import (BOUNDARY, COLOUR, DOWNLOADS_VALUE, READY_RE_TEXT,  # noqa: E402
-                          SHELL_FOLDERS, AgentRun, Client, Fail, check, multipart, painted_prefix,
-                          png_pixel, png_size, prefix_run, shutdown_prefix, stop_xvfb, win_path)
+                          SHELL_FOLDERS, AgentRun, Client, Fail, check, multipart, no_xvfb,
+                          painted_prefix, parse_args, png_pixel, png_size, prefix_run,
+                          shutdown_prefix, stop_xvfb, win_path)
 
 START_TIMEOUT = 180  # the agent's first start and the helper's HELLO under a loaded Wine
 TIMEOUT = 60
@@ -51,14 +51,8 @@ READY_RE = re.compile(READY_RE_TEXT)
 # ---- the test -------------------------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--helper", required=True)
-    ap.add_argument("--prefix", required=True)
-    args = ap.parse_args()
-    if not shutil.which("Xvfb"):
-        print("skipped: Xvfb is not installed (scripts/setup-debian.sh installs it)")
+    args = parse_args("--wine-run", "--agent", "--helper", "--prefix")
+    if no_xvfb():
         return 77
 
     started = time.monotonic()

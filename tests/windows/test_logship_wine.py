@@ -5,7 +5,6 @@ interface's fields, a 500 is retried until they get through, and no record carri
 
 Usage: test_logship_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE [unittest args]
 """
-import argparse
 import json
 import os
 import re
@@ -20,7 +19,7 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import deploy_fixture as F  # noqa: E402
 from deploy_fixture import K  # noqa: E402
-from wine_fixture import AgentRun, win_path as winpath  # noqa: E402
+from wine_fixture import AgentRun, parse_args, win_path as winpath  # noqa: E402
 
 ARGS = None
 START_TIMEOUT = 180  # the first Wine start may create the prefix
@@ -82,8 +81,5 @@ class LogShipWine(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ARGS, rest = ap.parse_known_args()
+    ARGS, rest = parse_args("--wine-run", "--agent", known=True)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

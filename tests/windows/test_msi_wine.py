@@ -32,7 +32,6 @@ Usage: test_msi_wine.py --wine-run cmake/wine-run.sh --msi X.msi --version-file 
                         --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes, 77 when wixl/msitools are missing, 1 on a failure.
 """
-import argparse
 import hashlib
 import json
 import os
@@ -55,9 +54,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 sys.path.insert(0, HERE)
 import kasm_sim as K  # noqa: E402
-from wine_fixture import (BOUNDARY, DOWNLOADS_VALUE, SHELL_FOLDERS, AgentRun,  # noqa: E402
-                          Client, Fail, check, free_port, multipart, png_size,
-                          shutdown_prefix, start_xvfb, stop_xvfb, win_path)
+from wine_fixture import (BOUNDARY, DOWNLOADS_VALUE, SHELL_FOLDERS, AgentRun, Client,  # noqa: E402
+                          Fail, check, free_port, multipart, parse_args, png_size, shutdown_prefix,
+                          start_xvfb, stop_xvfb, win_path)
 
 SYSTEM_ENVIRONMENT = r"HKLM\System\CurrentControlSet\Control\Session Manager\Environment"
 TIMEOUT = 120
@@ -185,11 +184,8 @@ def assert_not_logged(secret, what, **texts):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    for a in ("--wine-run", "--msi", "--version-file", "--build-msi", "--wxs", "--bin-dir",
-              "--prefix"):
-        ap.add_argument(a, required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--msi", "--version-file", "--build-msi", "--wxs",
+                      "--bin-dir", "--prefix")
     for tool in ("msiinfo", "wixl", "msibuild"):
         if not shutil.which(tool):
             print(f"skipped: {tool} is not installed (scripts/setup-debian.sh installs it)")

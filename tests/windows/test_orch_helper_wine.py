@@ -21,7 +21,6 @@ Usage: test_orch_helper_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --helpe
                                 --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes.
 """
-import argparse
 import os
 import pwd
 import re
@@ -35,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 import kasm_sim as K  # noqa: E402  (path set above)
 from wine_fixture import (READY_RE_TEXT, AgentRun, Fail, check, check_no_tokens,  # noqa: E402
-                          kill_pids, post_session, unix_pids, win_path)
+                          kill_pids, parse_args, post_session, unix_pids, win_path)
 
 START_TIMEOUT = 240  # the first Wine start may create the prefix
 TIMEOUT = 120
@@ -53,12 +52,7 @@ def xattr_sd(path):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--helper", required=True)
-    ap.add_argument("--prefix", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--helper", "--prefix")
 
     prefix = os.path.abspath(args.prefix)
     me = pwd.getpwuid(os.getuid()).pw_name  # the Wine user is the Unix user

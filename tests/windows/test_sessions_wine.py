@@ -13,7 +13,6 @@ session_helper), so that its processes are told apart from other Wine tests' hel
 Usage: test_sessions_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --helper HELPER_EXE
 Exit status 0 when every check passes.
 """
-import argparse
 import os
 import re
 import shutil
@@ -21,8 +20,8 @@ import signal
 import sys
 import tempfile
 
-from wine_fixture import (READY_RE_TEXT, AgentRun, Fail, check, cmdline, kill_pids, ppid_of,
-                          unix_pids, win_path)
+from wine_fixture import (READY_RE_TEXT, AgentRun, Fail, check, cmdline, kill_pids, parse_args,
+                          ppid_of, unix_pids, win_path)
 
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 TIMEOUT = 60
@@ -31,11 +30,7 @@ RESTART_RE = re.compile(r"session (\d+) \([^)]+\): helper .*; restarting it in (
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--helper", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--helper")
 
     tmp = tempfile.mkdtemp(prefix="kasm-sess-wine-")
     helper = os.path.join(tmp, "session_helper.exe")

@@ -2,6 +2,7 @@
 ctest under Wine, see CMakeLists.txt here) share, one copy each:
 
   - Fail / check: a failed assertion, printed as "FAIL ..." by each test's main();
+  - parse_args() (every option required), no_xvfb() (the skip when Xvfb is missing);
   - win_path(): the Wine DOS path (Z:\\...) of a Linux path; free_port();
   - AgentRun: agent.exe --console started through cmake/wine-run.sh in a process group of its
     own, its log read back, wait() polling for a condition while agent.exe runs, stop()/kill();
@@ -13,10 +14,12 @@ ctest under Wine, see CMakeLists.txt here) share, one copy each:
     HTTPS client for the agent's API (its self-signed certificate accepted, as Kasm does);
   - the orchestrator's session_start/session_end POSTs and the no-token-in-the-log check.
 """
+import argparse
 import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -44,6 +47,22 @@ class Fail(Exception):
 def check(cond, what):
     if not cond:
         raise Fail(what)
+
+
+def parse_args(*names, known=False):
+    """The command line: each option in names required (known: (args, the rest))."""
+    ap = argparse.ArgumentParser()
+    for name in names:
+        ap.add_argument(name, required=True)
+    return ap.parse_known_args() if known else ap.parse_args()
+
+
+def no_xvfb():
+    """True, having said why the test is skipped, when Xvfb is not installed."""
+    if shutil.which("Xvfb"):
+        return False
+    print("skipped: Xvfb is not installed (scripts/setup-debian.sh installs it)")
+    return True
 
 
 def win_path(path):
@@ -366,7 +385,10 @@ def post_session(client, what, payload):
     check((r.status, r.body) == (200, b"ok"), f"{what} answered {r.status}")
 
 
-def check_no_tokens(text, sim, *tokens):
-    """No token (those given, and every one the simulator saw) in text."""
+def check_no_tokens(text, sim, *tokens, jwt_shaped=False):
+    """No token (those given, and every one the simulator saw) in text; with jwt_shaped,
+    nothing that starts like a JWT either."""
     tokens = list(tokens) + [c.token for c in sim.calls() if c.token]
     check(not any(tk in text for tk in tokens), "a token appears in the agent's log")
+    if jwt_shaped:
+        check("eyJ" not in text, "something like a JWT appears in the agent's log")

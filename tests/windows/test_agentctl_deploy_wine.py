@@ -10,11 +10,9 @@ parsed; no token in any output or in the log.
 Usage: test_agentctl_deploy_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
        --agentctl AGENTCTL_EXE [unittest args]
 """
-import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,14 +24,11 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import deploy_fixture as F  # noqa: E402
 from deploy_fixture import K  # noqa: E402
+from wine_fixture import AgentRun, Fail, parse_args, win_path as winpath  # noqa: E402
 
 ARGS = None
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 TIMEOUT = 120
-
-
-def winpath(path):
-    return "Z:" + path.replace("/", "\\")
 
 
 class AgentctlDeployWine(unittest.TestCase):
@@ -56,9 +51,8 @@ class AgentctlDeployWine(unittest.TestCase):
                             "session_helper": winpath(os.path.join(self.dir, "none.exe")),
                             "admin_socket": self.pipe, "custom_unknown_key": "kept"}, f)
         env = dict(os.environ, KASM_HEARTBEAT_MS="500")
-        self.proc = subprocess.Popen([ARGS.wine_run, ARGS.agent, "--console", "--cfg",
-                                      winpath(self.cfg)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.agent = AgentRun(self.log, TIMEOUT)
+        self.agent.start(ARGS.wine_run, ARGS.agent, winpath(self.cfg), env)
         self.wait(lambda: "admin channel ready" in self.text(), "the admin pipe", START_TIMEOUT)
         self.wait(lambda: len(self.sim.calls("register_component")) >= 2, "the check-ins")
         # ... and the last one's token saved: a config edit before that save would be lost
@@ -67,13 +61,7 @@ class AgentctlDeployWine(unittest.TestCase):
                   "the last check-in's token saved in config.yaml")
 
     def tearDown(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        self.agent.stop()
         try:
             calls = self.sim.calls() + (self.sim2.calls() if self.sim2 else [])
             F.assert_no_tokens(self, self.text() + "".join(self.outputs),
@@ -85,23 +73,13 @@ class AgentctlDeployWine(unittest.TestCase):
                 self.sim2.stop()
 
     def text(self):
-        try:
-            with open(self.log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.agent.text()
 
     def wait(self, pred, what, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if self.proc.poll() is not None:
-                self.fail(f"agent.exe exited ({self.proc.returncode}) waiting for {what}:\n"
-                          f"{self.text()[-3000:]}")
-            time.sleep(0.1)
-        self.fail(f"{what}: not within {timeout} s\n{self.text()[-3000:]}")
+        try:
+            return self.agent.wait(pred, what, timeout)
+        except Fail as e:  # a test failure (not an error), with the end of the log
+            raise self.failureException(f"{e}\n{self.text()[-3000:]}") from None
 
     def ctl(self, *words):
         p = subprocess.run([ARGS.wine_run, ARGS.agentctl] + list(words) +
@@ -179,9 +157,5 @@ class AgentctlDeployWine(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--agentctl", required=True)
-    ARGS, rest = ap.parse_known_args()
+    ARGS, rest = parse_args("--wine-run", "--agent", "--agentctl", known=True)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

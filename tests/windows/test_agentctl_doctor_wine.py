@@ -15,21 +15,18 @@ human table is printed.
 Usage: test_agentctl_doctor_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --agentctl CTL_EXE
 Exit status 0 when every check passes.
 """
-import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import kasm_sim as K  # noqa: E402  (path set above)
+from wine_fixture import AgentRun, Fail, check, free_port, parse_args, win_path  # noqa: E402
 
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 TIMEOUT = 90
@@ -39,33 +36,8 @@ CHECKS = ["config", "key_file", "config_acl", "certificate", "certificate_key", 
           "disk_space"]
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def win_path(path):
-    return "Z:" + path.replace("/", "\\")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--agentctl", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--agentctl")
 
     sim = K.KasmSimulator(K.SimConfig())
     sim.start()
@@ -79,25 +51,8 @@ def main():
                         "session_helper": win_path(tmp + "/none.exe"), "admin_socket": PIPE,
                         "upload_dir": win_path(tmp + "/Upload")}, f)
     env = dict(os.environ)
-    proc = None
-
-    def text():
-        try:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wait(pred, what, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if proc.poll() is not None:
-                raise Fail(f"agent.exe exited with {proc.returncode} while waiting for {what}")
-            time.sleep(0.1)
-        raise Fail(f"{what} did not happen within {timeout} s")
+    agent = AgentRun(log, TIMEOUT)
+    text, wait = agent.text, agent.wait
 
     def doctor(*words):
         p = subprocess.run([args.wine_run, args.agentctl, "doctor"] + list(words) +
@@ -130,9 +85,7 @@ def main():
                             sim.registration_token, "--cfg", wcfg],
                            capture_output=True, text=True, timeout=START_TIMEOUT, env=env)
         check(p.returncode == 0, f"registration: exit {p.returncode}: {p.stderr[-800:]}")
-        proc = subprocess.Popen([args.wine_run, args.agent, "--console", "--cfg", wcfg],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+        agent.start(args.wine_run, args.agent, wcfg, env)
         wait(lambda: f"admin channel ready at {PIPE}" in text(), "the admin pipe", START_TIMEOUT)
         wait(lambda: "listening on https://" in text(), "the HTTPS API")
         wait(lambda: "checked in with the deployment" in text(), "the check-in")
@@ -181,13 +134,7 @@ def main():
         rc = 1
         print(f"FAIL {e}\n---- agent log ----\n{text()[-6000:]}")
     finally:
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        agent.stop(TIMEOUT)
         sim.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return rc

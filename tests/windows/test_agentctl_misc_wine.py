@@ -17,12 +17,10 @@ Usage: test_agentctl_misc_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
            --helper HELPER_EXE --agentctl AGENTCTL_EXE --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes, 77 when Xvfb is missing, 1 on a failure.
 """
-import argparse
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,65 +30,35 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from test_helper_https_wine import (COLOUR, Fail, check, paint_root, png_pixel,  # noqa: E402
-                                    png_size, start_xvfb, win_path)
+from wine_fixture import (COLOUR, READY_RE_TEXT, AgentRun, Fail, check, kill_group,  # noqa: E402
+                          no_xvfb, painted_prefix, parse_args, png_pixel, png_size, shutdown_prefix,
+                          stop_xvfb, win_path)
 from test_agentctl_misc import CERT_CN, CERT_NOT_AFTER, make_cert  # noqa: E402
 from test_api import pem_private, rsa_key  # noqa: E402
 
 START_TIMEOUT = 180
 TIMEOUT = 60
-READY_RE = re.compile(r"session (\d+) \(([^)]+)\): helper pid (\d+) is ready \(HELLO: role helper")
+READY_RE = re.compile(READY_RE_TEXT)
 PIPE = "\\\\.\\pipe\\kasm-test-ctlmisc-%d" % os.getpid()
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    for name in ("--wine-run", "--agent", "--helper", "--agentctl", "--prefix"):
-        ap.add_argument(name, required=True)
-    args = ap.parse_args()
-    if not shutil.which("Xvfb"):
-        print("skipped: Xvfb is not installed (scripts/setup-debian.sh installs it)")
+    args = parse_args("--wine-run", "--agent", "--helper", "--agentctl", "--prefix")
+    if no_xvfb():
         return 77
 
     started = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="kasm-ctlmisc-wine-")
     prefix = os.path.abspath(args.prefix)
-    xvfb = agent = follow = None
+    xvfb = follow = None
     env = dict(os.environ)
     log = os.path.join(tmp, "agent.log")
-
-    def text():
-        try:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wine_run(*a, timeout=300):
-        r = subprocess.run([args.wine_run, "--prefix", prefix] + list(a), env=env,
-                           capture_output=True, text=True, errors="replace", timeout=timeout)
-        check(r.returncode == 0, f"wine-run.sh {' '.join(a)} exited with {r.returncode}: "
-                                 f"{r.stdout[-2000:]}{r.stderr[-2000:]}")
-
-    def wait(pred, what, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if agent.poll() is not None:
-                raise Fail(f"agent.exe exited with {agent.returncode} while waiting for {what}")
-            time.sleep(0.1)
-        raise Fail(f"{what} did not happen within {timeout} s")
+    agent = AgentRun(log, TIMEOUT)
+    text, wait = agent.text, agent.wait
 
     rc = 0
     try:
-        xvfb, display = start_xvfb()
-        paint_root(display, COLOUR)
-        env["KASM_WINE_DISPLAY"] = display
-        env["KASM_SESSION_POLL_MS"] = "500"
-        wine_run("--shutdown", timeout=60)
-        wine_run("--reset")
+        xvfb, display = painted_prefix(args.wine_run, prefix, env)
         print(f"ok   Xvfb on {display}, Wine prefix {prefix} made on it")
 
         bindir = os.path.join(tmp, "bin")
@@ -114,11 +82,8 @@ def main():
                     f"upload_dir: {win_path(tmp + '/up')}\n"
                     f"download_dir: {win_path(tmp + '/down')}\nadmin_socket: {PIPE}\n")
         wcfg = win_path(cfg)
-        with open(log, "wb") as out:
-            agent = subprocess.Popen([args.wine_run, "--prefix", prefix, exe, "--console",
-                                      "--cfg", wcfg, "--debug", "1"],
-                                     stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        agent.start(args.wine_run, exe, wcfg, env, prefix=prefix, extra=("--debug", "1"),
+                    out=log)
         wait(lambda: "listening on https://" in text(), "the HTTPS API", START_TIMEOUT)
         m = wait(lambda: READY_RE.search(text()), "the helper's HELLO", START_TIMEOUT)
         sid = int(m.group(1))
@@ -197,22 +162,10 @@ def main():
         print(f"FAIL {e if isinstance(e, Fail) else repr(e)}\n---- agent log (end) ----\n"
               f"{text()[-8000:]}")
     finally:
-        for p in (follow, agent):
-            if p is not None and p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        try:
-            subprocess.run([args.wine_run, "--prefix", prefix, "--shutdown"], env=env,
-                           capture_output=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            print("warning: wine-run.sh --shutdown timed out")
-        if xvfb is not None:
-            xvfb.terminate()
-            try:
-                xvfb.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(xvfb.pid, signal.SIGKILL)
-                xvfb.wait()
+        for p in (follow, agent.proc):
+            kill_group(p)
+        shutdown_prefix(args.wine_run, prefix, env)
+        stop_xvfb(xvfb)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'passed' if rc == 0 else 'failed'} in {time.monotonic() - started:.0f} s")
     return rc

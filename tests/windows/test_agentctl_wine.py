@@ -11,15 +11,15 @@ same config fails to start naming the pipe. After agent.exe stops, agentctl.exe 
 Usage: test_agentctl_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --agentctl AGENTCTL_EXE
 Exit status 0 when every check passes.
 """
-import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+from wine_fixture import AgentRun, Fail, check, parse_args, stop_group, win_path
 
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 TIMEOUT = 60
@@ -30,25 +30,8 @@ TOKEN = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
          "c2lnbmF0dXJlLXRoYXQtbXVzdC1uZXZlci1iZS1wcmludGVk")
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def win_path(path):
-    return "Z:" + path.replace("/", "\\")
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--agentctl", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--agentctl")
 
     tmp = tempfile.mkdtemp(prefix="kasm-agentctl-wine-")
     log = os.path.join(tmp, "agent.log")
@@ -60,27 +43,9 @@ def main():
                 f"agent_jwt_token: {TOKEN}\nadmin_socket: {PIPE}\n")
     env = dict(os.environ)
     wcfg = win_path(cfg)
-    proc = subprocess.Popen([args.wine_run, args.agent, "--console", "--cfg", wcfg],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
-
-    def text():
-        try:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wait(pred, what, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if proc.poll() is not None:
-                raise Fail(f"agent.exe exited with {proc.returncode} while waiting for {what}")
-            time.sleep(0.1)
-        raise Fail(f"{what} did not happen within {timeout} s")
+    agent = AgentRun(log, TIMEOUT)
+    text, wait = agent.text, agent.wait
+    agent.start(args.wine_run, args.agent, wcfg, env)
 
     def ctl(*words):
         p = subprocess.run([args.wine_run, args.agentctl] + list(words) + ["--cfg", wcfg],
@@ -136,12 +101,7 @@ def main():
         j = ctl_json("status")
         print("ok   a second agent.exe fails to start naming the pipe; the first still answers")
 
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(agent.proc, TIMEOUT, only_running=False)
         end = time.monotonic() + TIMEOUT
         while True:
             rc3, out, err = ctl("status")
@@ -154,9 +114,7 @@ def main():
         rc = 1
         print(f"FAIL {e}\n---- agent log ----\n{text()[-6000:]}")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        agent.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     return rc
 

@@ -21,24 +21,15 @@ Usage: test_helper_https_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --help
                                  --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes, 77 when Xvfb is missing, 1 on a failure.
 """
-import argparse
 import hashlib
-import http.client
 import os
 import pwd
 import re
-import select
 import shutil
-import signal
-import socket
-import ssl
-import struct
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import zlib
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -46,230 +37,40 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from test_api import self_signed  # noqa: E402  (a self-signed certificate for the agent)
+from wine_fixture import (BOUNDARY, COLOUR, DOWNLOADS_VALUE, READY_RE_TEXT,  # noqa: E402
+                          SHELL_FOLDERS, AgentRun, Client, Fail, check, multipart, no_xvfb,
+                          painted_prefix, parse_args, png_pixel, png_size, prefix_run,
+                          shutdown_prefix, stop_xvfb, win_path)
 
 START_TIMEOUT = 180  # the agent's first start and the helper's HELLO under a loaded Wine
 TIMEOUT = 60
-COLOUR = (0x33, 0x66, 0xCC)
 LISTEN_RE = re.compile(r"listening on https://[^ ]+:(\d+)")
-READY_RE = re.compile(r"session (\d+) \(([^)]+)\): helper pid (\d+) is ready \(HELLO: role helper")
-SHELL_FOLDERS = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Explorer\User Shell Folders"
-DOWNLOADS_VALUE = "{374DE290-123F-4565-9164-39C4925E467B}"  # FOLDERID_Downloads
-BOUNDARY = "----kasmHelperE2E7MA4YWxkTrZu0gW"
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def win_path(path):
-    return "Z:" + path.replace("/", "\\")
-
-
-# ---- Xvfb and the root window's colour ------------------------------------------------------
-
-def start_xvfb():
-    """Xvfb on a free display number (-displayfd); returns (process, ':N'). -noreset: the
-    server would reset (and the root window lose its colour) when its last client leaves."""
-    rfd, wfd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1920x1080x24",
-                             "-nolisten", "tcp", "-noreset"], pass_fds=(wfd,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    os.close(wfd)
-    got = b""
-    end = time.monotonic() + TIMEOUT
-    try:
-        while not got.endswith(b"\n"):
-            if time.monotonic() > end or proc.poll() is not None:
-                raise Fail(f"Xvfb did not report its display (exit status {proc.poll()})")
-            if select.select([rfd], [], [], 0.5)[0]:
-                piece = os.read(rfd, 64)
-                if not piece:
-                    raise Fail("Xvfb closed -displayfd without a display number")
-                got += piece
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
-        os.close(rfd)
-    return proc, ":" + got.decode().strip()
-
-
-def recv_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        piece = sock.recv(n - len(buf))
-        if not piece:
-            raise Fail("the X server closed the connection")
-        buf += piece
-    return buf
-
-
-def paint_root(display, rgb):
-    """Sets the root window's background pixel and clears it (what `xsetroot -solid` does),
-    speaking the X11 protocol on the display's Unix socket (Xvfb here needs no auth)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(TIMEOUT)
-    try:
-        s.connect(f"/tmp/.X11-unix/X{display.lstrip(':')}")
-        s.sendall(struct.pack("<BxHHHHxx", 0x6C, 11, 0, 0, 0))  # little endian, no auth
-        head = recv_exact(s, 8)
-        extra = recv_exact(s, struct.unpack_from("<H", head, 6)[0] * 4)
-        check(head[0] == 1, f"the X server refused the connection: {extra[:200]!r}")
-        vendor_len, = struct.unpack_from("<H", extra, 16)
-        n_formats = extra[21]
-        root, = struct.unpack_from("<I", extra, 32 + (vendor_len + 3) // 4 * 4 + 8 * n_formats)
-        pixel = rgb[0] << 16 | rgb[1] << 8 | rgb[2]  # 24-bit TrueColor: 0xRRGGBB
-        req = struct.pack("<BxHIII", 2, 4, root, 0x2, pixel)  # ChangeWindowAttributes BackPixel
-        req += struct.pack("<BBHIhhHH", 61, 0, 4, root, 0, 0, 0, 0)  # ClearArea (all)
-        req += struct.pack("<BxH", 43, 1)  # GetInputFocus: its reply proves the rest was done
-        s.sendall(req)
-        while True:  # skip events (none expected); errors fail
-            msg = recv_exact(s, 32)
-            check(msg[0] != 0, f"X error {msg[1]} painting the root window")
-            if msg[0] == 1:
-                break
-    finally:
-        s.close()
-
-
-# ---- PNG ------------------------------------------------------------------------------------
-
-def png_size(png):
-    check(png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR", "not a PNG")
-    return struct.unpack(">II", png[16:24])
-
-
-def png_pixel(png, x, y):
-    """The RGB of pixel (x, y) of an 8-bit RGB/RGBA, non-interlaced PNG (filters 0..4)."""
-    pos, idat, ihdr = 8, b"", None
-    while pos < len(png):
-        n, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        if kind == b"IHDR":
-            ihdr = png[pos + 8:pos + 8 + n]
-        elif kind == b"IDAT":
-            idat += png[pos + 8:pos + 8 + n]
-        pos += 12 + n
-    w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
-    check(depth == 8 and ctype in (2, 6) and interlace == 0,
-          f"PNG depth {depth} colour type {ctype} interlace {interlace}: not decoded here")
-    bpp = 3 if ctype == 2 else 4
-    stride = w * bpp
-    raw = zlib.decompress(idat)
-    prev = bytearray(stride)
-    for row in range(y + 1):
-        ftype = raw[row * (stride + 1)]
-        line = bytearray(raw[row * (stride + 1) + 1:(row + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if ftype == 1:
-                line[i] = (line[i] + a) & 0xFF
-            elif ftype == 2:
-                line[i] = (line[i] + b) & 0xFF
-            elif ftype == 3:
-                line[i] = (line[i] + (a + b) // 2) & 0xFF
-            elif ftype == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                line[i] = (line[i] + pred) & 0xFF
-            else:
-                check(ftype == 0, f"PNG filter type {ftype}")
-        prev = line
-    return tuple(prev[x * bpp:x * bpp + 3])
-
-
-# ---- HTTPS ----------------------------------------------------------------------------------
-
-def multipart(fields, filename, data):
-    head = b"".join(
-        (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").encode()
-        for k, v in fields)
-    head += (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-             f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
-    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-class Client:
-    def __init__(self, port, token):
-        self.port, self.token = port, token
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self.ctx.check_hostname = False
-        self.ctx.verify_mode = ssl.CERT_NONE  # the agent's self-signed certificate, as Kasm
-
-    def request(self, method, path, body=None, headers=None):
-        c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=TIMEOUT, context=self.ctx)
-        h = dict(headers or {})
-        h["Authorization"] = "Bearer " + self.token
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
+READY_RE = re.compile(READY_RE_TEXT)
 
 
 # ---- the test -------------------------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--helper", required=True)
-    ap.add_argument("--prefix", required=True)
-    args = ap.parse_args()
-    if not shutil.which("Xvfb"):
-        print("skipped: Xvfb is not installed (scripts/setup-debian.sh installs it)")
+    args = parse_args("--wine-run", "--agent", "--helper", "--prefix")
+    if no_xvfb():
         return 77
 
     started = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="kasm-helper-https-")
     prefix = os.path.abspath(args.prefix)
-    xvfb = agent = None
+    xvfb = None
     env = dict(os.environ)
     log = os.path.join(tmp, "agent.log")
-
-    def text():
-        try:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+    agent = AgentRun(log, TIMEOUT)
+    text, wait = agent.text, agent.wait
 
     def wine_run(*a, timeout=300):
-        r = subprocess.run([args.wine_run, "--prefix", prefix] + list(a), env=env,
-                           capture_output=True, text=True, errors="replace", timeout=timeout)
-        check(r.returncode == 0, f"wine-run.sh {' '.join(a)} exited with {r.returncode}: "
-                                 f"{r.stdout[-2000:]}{r.stderr[-2000:]}")
-
-    def wait(pred, what, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if agent.poll() is not None:
-                raise Fail(f"agent.exe exited with {agent.returncode} while waiting for {what}")
-            time.sleep(0.1)
-        raise Fail(f"{what} did not happen within {timeout} s")
+        prefix_run(args.wine_run, prefix, env, *a, timeout=timeout)
 
     rc = 0
     try:
-        xvfb, display = start_xvfb()
-        paint_root(display, COLOUR)
+        xvfb, display = painted_prefix(args.wine_run, prefix, env)
         print(f"ok   Xvfb on {display}, root window painted #{bytes(COLOUR).hex()}")
-        env["KASM_WINE_DISPLAY"] = display
-        env["KASM_SESSION_POLL_MS"] = "500"
-        wine_run("--shutdown", timeout=60)
-        wine_run("--reset")
         # made first: Wine links a missing shell folder to the unix ~/Downloads
         downloads = os.path.join(tmp, "wine-downloads")
         os.makedirs(downloads)
@@ -304,11 +105,8 @@ def main():
                     f"server_public_key: {win_path(tmp + '/cert.pem')}\n"
                     f"server_private_key: {win_path(tmp + '/key.pem')}\n"
                     f"upload_dir: {win_path(up)}\ndownload_dir: {win_path(tmp + '/down')}\n")
-        with open(log, "wb") as out:
-            agent = subprocess.Popen([args.wine_run, "--prefix", prefix, exe, "--console",
-                                      "--cfg", win_path(cfg), "--debug", "1"],
-                                     stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        agent.start(args.wine_run, exe, win_path(cfg), env, prefix=prefix,
+                    extra=("--debug", "1"), out=log)
         port = int(wait(lambda: LISTEN_RE.search(text()), "the 'listening on https' line",
                         START_TIMEOUT).group(1))
         m = wait(lambda: READY_RE.search(text()), "the helper's HELLO", START_TIMEOUT)
@@ -328,7 +126,7 @@ def main():
                                                  serialization.PrivateFormat.PKCS8,
                                                  serialization.NoEncryption()),
                            algorithm="RS256")
-        cl = Client(port, token)
+        cl = Client(port, token, TIMEOUT)
 
         status, headers, body = cl.request("GET", "/__healthcheck")
         check(status == 200 and headers.get("content-type") == "application/json",
@@ -404,21 +202,9 @@ def main():
         rc = 1
         print(f"FAIL {e if isinstance(e, Fail) else repr(e)}\n---- agent log (end) ----\n{text()[-8000:]}")
     finally:
-        if agent is not None and agent.poll() is None:
-            os.killpg(agent.pid, signal.SIGKILL)
-            agent.wait()
-        try:
-            subprocess.run([args.wine_run, "--prefix", prefix, "--shutdown"], env=env,
-                           capture_output=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            print("warning: wine-run.sh --shutdown timed out")
-        if xvfb is not None:  # SIGTERM: Xvfb then removes its socket and lock file
-            xvfb.terminate()
-            try:
-                xvfb.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(xvfb.pid, signal.SIGKILL)
-                xvfb.wait()
+        agent.kill()
+        shutdown_prefix(args.wine_run, prefix, env)
+        stop_xvfb(xvfb)  # SIGTERM: Xvfb then removes its socket and lock file
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'passed' if rc == 0 else 'failed'} in {time.monotonic() - started:.0f} s")
     return rc

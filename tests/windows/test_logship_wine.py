@@ -5,13 +5,10 @@ interface's fields, a 500 is retried until they get through, and no record carri
 
 Usage: test_logship_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE [unittest args]
 """
-import argparse
 import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,14 +19,11 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import deploy_fixture as F  # noqa: E402
 from deploy_fixture import K  # noqa: E402
+from wine_fixture import AgentRun, parse_args, win_path as winpath  # noqa: E402
 
 ARGS = None
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-def winpath(path):
-    return "Z:" + path.replace("/", "\\")
 
 
 class LogShipWine(unittest.TestCase):
@@ -48,16 +42,10 @@ class LogShipWine(unittest.TestCase):
                             "registered": True, "agent_jwt_token": self.token,
                             "session_helper": winpath(os.path.join(self.dir, "none.exe")),
                             "admin_socket": self.pipe}, f)
-        self.proc = None
+        self.agent = AgentRun(self.log, START_TIMEOUT)
 
     def tearDown(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        self.agent.stop()
         try:
             F.assert_no_tokens(self, self.text(), [self.token] + [c.token for c in
                                                                   self.sim.calls()])
@@ -66,19 +54,13 @@ class LogShipWine(unittest.TestCase):
             self.sim.stop()
 
     def text(self):
-        try:
-            with open(self.log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.agent.text()
 
     def test_records_shipped_after_a_500(self):
         self.sim.inject("http500", "component_log", count=2)
         env = dict(os.environ, KASM_HEARTBEAT_MS="500", KASM_LOGSHIP_RETRY_MS="500",
                    KASM_LOGSHIP_AGE_MS="500")
-        self.proc = subprocess.Popen([ARGS.wine_run, ARGS.agent, "--console", "--cfg",
-                                      winpath(self.cfg)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.agent.start(ARGS.wine_run, ARGS.agent, winpath(self.cfg), env)
         F.wait_until(lambda: any("checked in with the deployment" in r.get("message", "")
                                  for e in self.sim.logs() for r in e["records"]),
                      START_TIMEOUT, "the check-in record at the deployment")
@@ -99,8 +81,5 @@ class LogShipWine(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ARGS, rest = ap.parse_known_args()
+    ARGS, rest = parse_args("--wine-run", "--agent", known=True)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

@@ -32,21 +32,15 @@ Usage: test_msi_wine.py --wine-run cmake/wine-run.sh --msi X.msi --version-file 
                         --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes, 77 when wixl/msitools are missing, 1 on a failure.
 """
-import argparse
 import hashlib
-import http.client
 import json
 import os
 import pwd
 import re
 import shutil
-import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 import yaml
@@ -60,26 +54,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 sys.path.insert(0, HERE)
 import kasm_sim as K  # noqa: E402
-from test_helper_https_wine import (Fail, check, multipart, png_size, start_xvfb,  # noqa: E402
-                                    BOUNDARY, SHELL_FOLDERS, DOWNLOADS_VALUE)
+from wine_fixture import (BOUNDARY, DOWNLOADS_VALUE, SHELL_FOLDERS, AgentRun, Client,  # noqa: E402
+                          Fail, check, free_port, multipart, parse_args, png_size, shutdown_prefix,
+                          start_xvfb, stop_xvfb, win_path)
 
 SYSTEM_ENVIRONMENT = r"HKLM\System\CurrentControlSet\Control\Session Manager\Environment"
 TIMEOUT = 120
 UPLOAD_SIZE = 100 * 1000 * 1000
 CHUNK = 10 * 1000 * 1000
 READY_RE = re.compile(r"session (\d+) \(([^)]+)\): helper pid (\d+) is ready")
-
-
-def win_path(path):
-    return "Z:" + path.replace("/", "\\")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def msi_table(msi, table):
@@ -180,47 +163,6 @@ def kasm_versions(reg_output):
     return versions
 
 
-class Client:
-    def __init__(self, port, token):
-        self.port, self.token = port, token
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self.ctx.check_hostname = False
-        self.ctx.verify_mode = ssl.CERT_NONE  # the agent's certificate from the deployment
-
-    def conn(self):
-        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=TIMEOUT,
-                                           context=self.ctx)
-
-    def request(self, method, path, body=None, headers=None, conn=None):
-        c = conn or self.conn()
-        h = dict(headers or {})
-        h["Authorization"] = "Bearer " + self.token
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            if conn is None:
-                c.close()
-
-    def sha256(self, path):
-        c = self.conn()
-        try:
-            c.request("GET", path, headers={"Authorization": "Bearer " + self.token})
-            r = c.getresponse()
-            check(r.status == 200, f"GET {path}: {r.status}")
-            h, n = hashlib.sha256(), 0
-            while True:
-                piece = r.read(1 << 20)
-                if not piece:
-                    break
-                h.update(piece)
-                n += len(piece)
-            return h.hexdigest(), n
-        finally:
-            c.close()
-
-
 # Wine's MSI log ends with a dump of the properties that ignores MsiHiddenProperties (Windows
 # prints "REGISTRATION_TOKEN = **********" there); that one line is Wine's, not the package's.
 WINE_PROPERTY_DUMP = re.compile(r"^Property\([SC]\): REGISTRATION_TOKEN = ")
@@ -242,11 +184,8 @@ def assert_not_logged(secret, what, **texts):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    for a in ("--wine-run", "--msi", "--version-file", "--build-msi", "--wxs", "--bin-dir",
-              "--prefix"):
-        ap.add_argument(a, required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--msi", "--version-file", "--build-msi", "--wxs",
+                      "--bin-dir", "--prefix")
     for tool in ("msiinfo", "wixl", "msibuild"):
         if not shutil.which(tool):
             print(f"skipped: {tool} is not installed (scripts/setup-debian.sh installs it)")
@@ -261,13 +200,8 @@ def main():
     xvfb = sim = None
     rc = 0
 
-    def agent_log():
-        try:
-            with open(os.path.join(kasm_dir, "agent.log"), encoding="utf-8",
-                      errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+    service = AgentRun(os.path.join(kasm_dir, "agent.log"), TIMEOUT, interval=0.2)
+    agent_log, wait = service.text, service.wait  # the service's agent.exe: not started here
 
     def wine(*a, timeout=300, ok=True):
         # Output into files, not pipes: processes Wine starts on the way (its custom action
@@ -285,15 +219,6 @@ def main():
             check(r.returncode == 0, f"{' '.join(a)} exited with {r.returncode}: "
                                      f"{r.stdout[-3000:]}{r.stderr[-3000:]}")
         return r
-
-    def wait(pred, what, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            time.sleep(0.2)
-        raise Fail(f"{what} did not happen within {timeout} s")
 
     def service_state():
         r = wine("sc", "query", "kasm", ok=False)
@@ -364,8 +289,8 @@ def main():
                   "(Wine ignores MsiHiddenProperties there; Windows masks it)")
         check("KasmRegisterWithId" in log, "the MSI log does not show the registration action")
         wait(lambda: service_state() == "RUNNING", "service Kasm RUNNING")
-        print(f"ok   msiexec /i ... /qn with the registration properties: exit 0, service Kasm "
-              f"RUNNING, no custom action's command line in the MSI log holds the token")
+        print("ok   msiexec /i ... /qn with the registration properties: exit 0, service Kasm "
+              "RUNNING, no custom action's command line in the MSI log holds the token")
 
         with open(os.path.join(kasm_dir, "config.yaml"), encoding="utf-8") as f:
             cfg_text = f.read()
@@ -403,7 +328,7 @@ def main():
         # HTTPS from Linux with a user token of the deployment
         me = pwd.getpwuid(os.getuid()).pw_name  # the Wine user is the Unix user
         cl = Client(port, sim.mint("user", {"system_username": me,
-                                            "username": f"{me}@kasm.local"}))
+                                            "username": f"{me}@kasm.local"}), TIMEOUT)
 
         def health():
             try:
@@ -553,20 +478,11 @@ def main():
                          if "Kasm" in ln or "rror" in ln or "Return value 3" in ln]
                 print(f"---- {name} (Kasm and error lines) ----\n" + "\n".join(lines[-40:]))
     finally:
-        try:
-            subprocess.run([args.wine_run, "--prefix", prefix, "--shutdown"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        except subprocess.TimeoutExpired:
-            print("warning: wine-run.sh --shutdown timed out")
+        shutdown_prefix(args.wine_run, prefix, env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
         if sim is not None:
             sim.stop()
-        if xvfb is not None:
-            xvfb.terminate()
-            try:
-                xvfb.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(xvfb.pid, signal.SIGKILL)
-                xvfb.wait()
+        stop_xvfb(xvfb)
         shutil.rmtree(prefix, ignore_errors=True)
         for p in (prefix + ".lock", prefix + ".boot.log"):
             if os.path.exists(p):

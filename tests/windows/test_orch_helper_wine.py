@@ -21,41 +21,25 @@ Usage: test_orch_helper_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --helpe
                                 --prefix WINEPREFIX_DIR
 Exit status 0 when every check passes.
 """
-import argparse
-import json
 import os
 import pwd
 import re
 import shutil
-import signal
 import stat
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 import kasm_sim as K  # noqa: E402  (path set above)
+from wine_fixture import (READY_RE_TEXT, AgentRun, Fail, check, check_no_tokens,  # noqa: E402
+                          kill_pids, parse_args, post_session, unix_pids, win_path)
 
 START_TIMEOUT = 240  # the first Wine start may create the prefix
 TIMEOUT = 120
-READY_RE = re.compile(r"session (\d+) \(([^)]+)\): helper pid (\d+) is ready \(HELLO: role helper")
+READY_RE = re.compile(READY_RE_TEXT)
 FOLDER = "KasmMapTest"
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def win_path(path):
-    return "Z:" + path.replace("/", "\\")
 
 
 def xattr_sd(path):
@@ -68,12 +52,7 @@ def xattr_sd(path):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--helper", required=True)
-    ap.add_argument("--prefix", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--helper", "--prefix")
 
     prefix = os.path.abspath(args.prefix)
     me = pwd.getpwuid(os.getuid()).pw_name  # the Wine user is the Unix user
@@ -96,40 +75,10 @@ def main():
                 f"script_path: {win_path(tmp + '/scripts')}\n"
                 f"upload_dir: {win_path(tmp + '/up')}\ndownload_dir: {win_path(tmp + '/down')}\n")
     env = dict(os.environ, KASM_SESSION_POLL_MS="500", KASM_HEARTBEAT_MS="500")
-    proc = subprocess.Popen([args.wine_run, "--prefix", prefix, args.agent, "--console", "--cfg",
-                             win_path(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    agent = AgentRun(log, TIMEOUT, interval=0.2)
+    text, wait = agent.text, agent.wait
+    agent.start(args.wine_run, args.agent, win_path(cfg), env, prefix=prefix)
     helper_tag = win_path(helper)
-
-    def text():
-        try:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wait(pred, what, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if proc.poll() is not None:
-                raise Fail(f"agent.exe exited with {proc.returncode} while waiting for {what}")
-            time.sleep(0.2)
-        raise Fail(f"{what} did not happen within {timeout} s")
-
-    def helper_pids():
-        pids = []
-        for d in os.listdir("/proc"):
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if helper_tag.encode() in f.read():
-                        pids.append(int(d))
-            except (OSError, ValueError):
-                pass
-        return pids
 
     rc = 0
     try:
@@ -153,9 +102,7 @@ def main():
         by_dest = {m["destination"]: m for m in payload["file_mappings"].values()}
         by_dest[files["rw"][0]].update(is_readable=True, is_writable=True, is_executable=False)
         by_dest[files["ro"][0]].update(is_readable=True, is_writable=False, is_executable=False)
-        r = client.request("POST", "/session_start", client.session_token(),
-                           json.dumps(payload).encode(), "application/json")
-        check((r.status, r.body) == (200, b"ok"), f"session_start answered {r.status}")
+        post_session(client, "session_start", payload)
         wait(lambda: f"session_start for kasm_id {kasm_id} done" in text(), "the start done")
         t = text().split(f"session_start for kasm_id {kasm_id}")
         check("done (0 step(s) failed)" in t[-1], f"session_start: {t[-1][:500]}")
@@ -194,9 +141,7 @@ def main():
 
         end = client.session_payload(ending=True)
         end["file_mappings"] = payload["file_mappings"]
-        r = client.request("POST", "/session_end", client.session_token(),
-                           json.dumps(end).encode(), "application/json")
-        check((r.status, r.body) == (200, b"ok"), f"session_end answered {r.status}")
+        post_session(client, "session_end", end)
         wait(lambda: any(s.get("destroyed") is True for s in sim.session_statuses(kasm_id)),
              "the destroyed report")
         wait(lambda: f"session_end for kasm_id {kasm_id} done" in text(), "the end done")
@@ -212,25 +157,14 @@ def main():
                             rf"{re.escape(name)}", t),
                   f"no helper removal line for {name}")
         print("ok   session_end removed both through the session helper; destroyed reported")
-        tokens = [token] + [c.token for c in sim.calls() if c.token]
-        check(not any(tk in t for tk in tokens), "a token appears in the agent's log")
+        check_no_tokens(t, sim, token)
         print("ok   no token in the log")
     except Fail as ex:
         rc = 1
         print(f"FAIL {ex}\n---- agent log (end) ----\n{text()[-6000:]}")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        for p in helper_pids():
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+        agent.stop()
+        kill_pids(unix_pids(helper_tag))
         sim.stop()
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)

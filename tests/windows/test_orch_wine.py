@@ -14,21 +14,18 @@ the log.
 Usage: test_orch_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE
 Exit status 0 when every check passes.
 """
-import argparse
-import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 import kasm_sim as K  # noqa: E402  (path set above)
+from wine_fixture import (AgentRun, Fail, check, check_no_tokens, parse_args,  # noqa: E402
+                          post_session, read_text, win_path)
 
 START_TIMEOUT = 240  # the first Wine start may create the prefix
 PIPE = "\\\\.\\pipe\\kasm-test-orch-%d" % os.getpid()
@@ -50,24 +47,8 @@ END_CMD = (b"@echo off\r\n"
            b">>\"%~dp0..\\..\\hooks.txt\" echo session_end %KASM_KASM_ID%\r\n")
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def win_path(path):
-    return "Z:" + path.replace("/", "\\")
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent")
 
     tmp = tempfile.mkdtemp(prefix="kasm-orch-wine-")
     log = os.path.join(tmp, "agent.log")
@@ -89,34 +70,12 @@ def main():
                 f"jwt_public_key: {win_path(sim.jwt_public_key_file)}\n"
                 f"script_path: {win_path(tmp + '/scripts')}\n")
     env = dict(os.environ, KASM_HEARTBEAT_MS="500")
-    proc = subprocess.Popen([args.wine_run, args.agent, "--console", "--cfg", win_path(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
-
-    def text():
-        try:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wait(pred, what, timeout=120):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if proc.poll() is not None:
-                raise Fail(f"agent.exe exited with {proc.returncode} while waiting for {what}")
-            time.sleep(0.2)
-        raise Fail(f"{what} did not happen within {timeout} s:\n{text()[-3000:]}")
+    agent = AgentRun(log, 120, interval=0.2, tail=True)
+    text, wait = agent.text, agent.wait
+    agent.start(args.wine_run, args.agent, win_path(cfg), env)
 
     def read(name):
-        try:
-            with open(os.path.join(tmp, name), encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(os.path.join(tmp, name))
 
     rc = 0
     try:
@@ -134,9 +93,7 @@ def main():
                                                  "mount_config": {"read_only": True}}}
         since = sim.calls()[-1].seq
         for _ in range(2):  # the second one must not run again
-            r = client.request("POST", "/session_start", client.session_token(),
-                               json.dumps(payload).encode(), "application/json")
-            check((r.status, r.body) == (200, b"ok"), f"session_start answered {r.status}")
+            post_session(client, "session_start", payload)
         wait(lambda: any(s.get("status") == "running" for s in sim.session_statuses(kasm_id)),
              "the running report")
         wait(lambda: f"session_start for kasm_id {kasm_id} done" in text(), "the start done")
@@ -162,9 +119,7 @@ def main():
         end = client.session_payload(ending=True)
         end["file_mappings"] = payload["file_mappings"]
         end["storage_mappings"] = payload["storage_mappings"]
-        r = client.request("POST", "/session_end", client.session_token(),
-                           json.dumps(end).encode(), "application/json")
-        check((r.status, r.body) == (200, b"ok"), f"session_end answered {r.status}")
+        post_session(client, "session_end", end)
         wait(lambda: any(s.get("destroyed") is True for s in sim.session_statuses(kasm_id)),
              "the destroyed report")
         hooks = [ln.split()[0] for ln in read("hooks.txt").splitlines() if ln.strip()]
@@ -198,15 +153,11 @@ def main():
         client2 = K.AgentClient(f"https://127.0.0.1:{port}", sim, ident2)
         p2 = client2.session_payload()
         p2["storage_mappings"] = payload["storage_mappings"]
-        r = client2.request("POST", "/session_start", client2.session_token(),
-                            json.dumps(p2).encode(), "application/json")
-        check((r.status, r.body) == (200, b"ok"), f"session_start answered {r.status}")
+        post_session(client2, "session_start", p2)
         wait(lambda: f"session_start for kasm_id {kasm2} done" in text(), "the second start")
         e2 = client2.session_payload(ending=True)
         e2["storage_mappings"] = payload["storage_mappings"]
-        r = client2.request("POST", "/session_end", client2.session_token(),
-                            json.dumps(e2).encode(), "application/json")
-        check((r.status, r.body) == (200, b"ok"), f"session_end answered {r.status}")
+        post_session(client2, "session_end", e2)
         wait(lambda: f"session_end for kasm_id {kasm2} done" in text(), "the second end")
         lines2 = [ln.split() for ln in read("hooks.txt").splitlines()
                   if len(ln.split()) > 1 and ln.split()[1] == kasm2]
@@ -233,22 +184,14 @@ def main():
         print(f"ok   storage hooks as user {wuser} in Wine's session {sid}")
 
         t = text()
-        tokens = [token] + [c.token for c in sim.calls() if c.token]
-        check(not any(tk in t for tk in tokens), "a token appears in the agent's log")
-        check("eyJ" not in t, "something like a JWT appears in the agent's log")
+        check_no_tokens(t, sim, token, jwt_shaped=True)
         print("ok   no token in the log")
     except Fail as ex:
         print(f"FAIL {ex}")
         print(text()[-4000:])
         rc = 1
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        agent.stop()
         sim.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return rc

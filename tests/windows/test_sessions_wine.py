@@ -13,61 +13,24 @@ session_helper), so that its processes are told apart from other Wine tests' hel
 Usage: test_sessions_wine.py --wine-run WINE_RUN_SH --agent AGENT_EXE --helper HELPER_EXE
 Exit status 0 when every check passes.
 """
-import argparse
 import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
+
+from wine_fixture import (READY_RE_TEXT, AgentRun, Fail, check, cmdline, kill_pids, parse_args,
+                          ppid_of, unix_pids, win_path)
 
 START_TIMEOUT = 180  # the first Wine start may create the prefix
 TIMEOUT = 60
-READY_RE = re.compile(r"session (\d+) \(([^)]+)\): helper pid (\d+) is ready \(HELLO: role helper")
+READY_RE = re.compile(READY_RE_TEXT)
 RESTART_RE = re.compile(r"session (\d+) \([^)]+\): helper .*; restarting it in (\d+) ms")
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def win_path(path):
-    return "Z:" + path.replace("/", "\\")
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def ppid_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def unix_pids(needle):
-    return [int(d) for d in os.listdir("/proc") if d.isdigit() and needle in cmdline(int(d))]
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--wine-run", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--helper", required=True)
-    args = ap.parse_args()
+    args = parse_args("--wine-run", "--agent", "--helper")
 
     tmp = tempfile.mkdtemp(prefix="kasm-sess-wine-")
     helper = os.path.join(tmp, "session_helper.exe")
@@ -81,28 +44,10 @@ def main():
                 f"upload_dir: {win_path(tmp + '/up')}\ndownload_dir: {win_path(tmp + '/down')}\n"
                 f"admin_socket: \\\\.\\pipe\\kasm-test-sessions-{os.getpid()}\n")
     env = dict(os.environ, KASM_SESSION_POLL_MS="500")
-    proc = subprocess.Popen([args.wine_run, args.agent, "--console", "--cfg", win_path(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    agent = AgentRun(log, TIMEOUT)
+    text, wait = agent.text, agent.wait
+    proc = agent.start(args.wine_run, args.agent, win_path(cfg), env)
     helper_tag = win_path(helper)  # the helper's command line (Wine shows the DOS path)
-
-    def text():
-        try:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wait(pred, what, timeout=TIMEOUT, agent_runs=True):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = pred()
-            if r:
-                return r
-            if agent_runs and proc.poll() is not None:
-                raise Fail(f"agent.exe exited with {proc.returncode} while waiting for {what}")
-            time.sleep(0.1)
-        raise Fail(f"{what} did not happen within {timeout} s")
 
     rc = 0
     try:
@@ -123,9 +68,9 @@ def main():
         print("ok   the killed helper was restarted: "
               + RESTART_RE.search(text()).group(0).split("): ", 1)[1])
 
-        agent = [p for p in unix_pids("agent.exe") if ppid_of(p) == proc.pid or p == proc.pid]
-        check(agent, "cannot find agent.exe's process")
-        for p in agent:
+        exe = [p for p in unix_pids("agent.exe") if ppid_of(p) == proc.pid or p == proc.pid]
+        check(exe, "cannot find agent.exe's process")
+        for p in exe:
             os.kill(p, signal.SIGKILL)
         wait(lambda: not unix_pids(helper_tag), "the helper's end after agent.exe was killed",
              agent_runs=False)
@@ -134,14 +79,8 @@ def main():
         rc = 1
         print(f"FAIL {e}\n---- agent log ----\n{text()[-6000:]}")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for p in unix_pids(helper_tag):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+        agent.kill()
+        kill_pids(unix_pids(helper_tag))
         shutil.rmtree(tmp, ignore_errors=True)
     return rc
 

@@ -1014,9 +1014,9 @@ static void step_storage(struct orch_run *r, int start)
     const char *hook = start ? "map_storage" : "unmap_storage";
     const cJSON *maps = cJSON_GetObjectItemCaseSensitive(r->root, "storage_mappings");
     struct scr_run_as as;
-    struct err e = ERR_INIT;
-    int count = cJSON_IsObject(maps) ? cJSON_GetArraySize(maps) : 0, rc;
-    int64_t expires;
+    struct err e = ERR_INIT, why = ERR_INIT;
+    int count = cJSON_IsObject(maps) ? cJSON_GetArraySize(maps) : 0, rc, found;
+    int64_t expires, wait = 0;
 
     if (count == 0)
         return;
@@ -1028,8 +1028,10 @@ static void step_storage(struct orch_run *r, int start)
         storage_hooks(r, hook, NULL);
         return;
     }
-    if (sesm_find_user(r->o->c.sessions, r->user, &as.session_id, as.user, sizeof(as.user), NULL) ==
-        0) {
+    found = sesm_find_user(r->o->c.sessions, r->user, &as.session_id, as.user, sizeof(as.user),
+                           NULL) == 0;
+    /* right after a logon the user's token may not be there yet: map_storage waits for it */
+    if (found && (!start || scr_run_as_check(&as, &why) == 0)) {
         log_info("kasm_id %s: %s for %d storage mapping(s) runs as user %s in session %u",
                  r->kasm_id, hook, count, as.user, (unsigned)as.session_id);
         storage_hooks(r, hook, &as);
@@ -1046,15 +1048,22 @@ static void step_storage(struct orch_run *r, int start)
     plat_mutex_lock(r->o->lock);
     rc = orch_pending_add(&r->o->pending, r->kasm_id, r->user, r->payload, r->payload_len, expires,
                           &e);
+    if (rc == 0 && found) /* its first attempt failed: retried like the worker's */
+        wait = orch_pending_retry(pending_find(&r->o->pending, r->kasm_id), plat_wall_time());
     plat_cond_broadcast(r->o->wake); /* the worker looks again (the user may be there now) */
     plat_mutex_unlock(r->o->lock);
     if (rc < 0) {
         step_failed(r, hook, e.msg);
         return;
     }
-    log_info("kasm_id %s: user %s has no session yet: map_storage for %d storage mapping(s) "
-             "waits for the user's logon (at most %lld s, until the session token expires)",
-             r->kasm_id, r->user, count, (long long)(expires - plat_wall_time()));
+    if (found)
+        log_warning("kasm_id %s: cannot run map_storage as %s yet: %s; retrying in %lld s "
+                    "(attempt 1 of %d)",
+                    r->kasm_id, as.user, why.msg, (long long)wait, ORCH_PENDING_ATTEMPTS);
+    else
+        log_info("kasm_id %s: user %s has no session yet: map_storage for %d storage mapping(s) "
+                 "waits for the user's logon (at most %lld s, until the session token expires)",
+                 r->kasm_id, r->user, count, (long long)(expires - plat_wall_time()));
 }
 
 static int run_init(struct orch_run *r, struct orch *o, int start, const char *payload, size_t len)

@@ -18,7 +18,10 @@
  * deferred - the mappings wait (struct orch_pending) until the session manager reports a
  * session of that user (sesm_set_listener: a logon, a session found by enumeration, a helper's
  * HELLO), then a worker thread runs map_storage as the user; the `running` report never waits
- * for it. A pending mount is dropped at session_end or when the session token expires.
+ * for it. A pending mount is dropped at session_end or when the session token expires. When
+ * a script cannot be started as the user yet (scr_run_as_check: no token right after a
+ * logon, no such account), the mount stays pending and is retried with backoff (5 s .. 60 s,
+ * ORCH_PENDING_ATTEMPTS attempts); a hook that ran and failed is final.
  * unmap_storage runs in the user's session when there is one, else as the service. Without a
  * session manager both run as the service.
  *

@@ -309,6 +309,44 @@ size_t orch_pending_expire(struct orch_pending_list *l, int64_t now,
     return n;
 }
 
+int64_t orch_pending_backoff(int attempts)
+{
+    int64_t s = 5;
+    for (int i = 1; i < attempts && s < 60; i++)
+        s *= 2;
+    return s < 60 ? s : 60;
+}
+
+int64_t orch_pending_retry(struct orch_pending *p, int64_t now)
+{
+    int64_t wait;
+    p->running = 0;
+    if (++p->attempts >= ORCH_PENDING_ATTEMPTS)
+        return 0;
+    wait = orch_pending_backoff(p->attempts);
+    p->retry_at = now + wait;
+    return wait;
+}
+
+int orch_pending_due(const struct orch_pending *p, int64_t now)
+{
+    return !p->running && p->retry_at <= now;
+}
+
+int64_t orch_pending_next(const struct orch_pending_list *l, int64_t now, int64_t limit)
+{
+    int64_t next = limit;
+    for (const struct orch_pending *p = l->head; p; p = p->next) {
+        if (p->running)
+            continue;
+        if (p->expires < next)
+            next = p->expires;
+        if (p->retry_at > now && p->retry_at < next)
+            next = p->retry_at;
+    }
+    return next;
+}
+
 void orch_pending_clear(struct orch_pending_list *l)
 {
     while (l->head) {
@@ -976,9 +1014,9 @@ static void step_storage(struct orch_run *r, int start)
     const char *hook = start ? "map_storage" : "unmap_storage";
     const cJSON *maps = cJSON_GetObjectItemCaseSensitive(r->root, "storage_mappings");
     struct scr_run_as as;
-    struct err e = ERR_INIT;
-    int count = cJSON_IsObject(maps) ? cJSON_GetArraySize(maps) : 0, rc;
-    int64_t expires;
+    struct err e = ERR_INIT, why = ERR_INIT;
+    int count = cJSON_IsObject(maps) ? cJSON_GetArraySize(maps) : 0, rc, found;
+    int64_t expires, wait = 0;
 
     if (count == 0)
         return;
@@ -990,8 +1028,10 @@ static void step_storage(struct orch_run *r, int start)
         storage_hooks(r, hook, NULL);
         return;
     }
-    if (sesm_find_user(r->o->c.sessions, r->user, &as.session_id, as.user, sizeof(as.user), NULL) ==
-        0) {
+    found = sesm_find_user(r->o->c.sessions, r->user, &as.session_id, as.user, sizeof(as.user),
+                           NULL) == 0;
+    /* right after a logon the user's token may not be there yet: map_storage waits for it */
+    if (found && (!start || scr_run_as_check(&as, &why) == 0)) {
         log_info("kasm_id %s: %s for %d storage mapping(s) runs as user %s in session %u",
                  r->kasm_id, hook, count, as.user, (unsigned)as.session_id);
         storage_hooks(r, hook, &as);
@@ -1008,15 +1048,22 @@ static void step_storage(struct orch_run *r, int start)
     plat_mutex_lock(r->o->lock);
     rc = orch_pending_add(&r->o->pending, r->kasm_id, r->user, r->payload, r->payload_len, expires,
                           &e);
+    if (rc == 0 && found) /* its first attempt failed: retried like the worker's */
+        wait = orch_pending_retry(pending_find(&r->o->pending, r->kasm_id), plat_wall_time());
     plat_cond_broadcast(r->o->wake); /* the worker looks again (the user may be there now) */
     plat_mutex_unlock(r->o->lock);
     if (rc < 0) {
         step_failed(r, hook, e.msg);
         return;
     }
-    log_info("kasm_id %s: user %s has no session yet: map_storage for %d storage mapping(s) "
-             "waits for the user's logon (at most %lld s, until the session token expires)",
-             r->kasm_id, r->user, count, (long long)(expires - plat_wall_time()));
+    if (found)
+        log_warning("kasm_id %s: cannot run map_storage as %s yet: %s; retrying in %lld s "
+                    "(attempt 1 of %d)",
+                    r->kasm_id, as.user, why.msg, (long long)wait, ORCH_PENDING_ATTEMPTS);
+    else
+        log_info("kasm_id %s: user %s has no session yet: map_storage for %d storage mapping(s) "
+                 "waits for the user's logon (at most %lld s, until the session token expires)",
+                 r->kasm_id, r->user, count, (long long)(expires - plat_wall_time()));
 }
 
 static int run_init(struct orch_run *r, struct orch *o, int start, const char *payload, size_t len)
@@ -1072,15 +1119,24 @@ static void drop_pending(struct orch_run *r)
         log_info("kasm_id %s: waited for the deferred map_storage to finish", r->kasm_id);
 }
 
-/* The worker: runs map_storage, as the user, for a pending session whose user has logged on. */
-static void run_deferred(struct orch *o, struct orch_pending *p, const struct scr_run_as *as)
+/*
+ * The worker: runs map_storage, as the user, for a pending session whose user has logged on.
+ * ERR_* (e says why, nothing ran) when a script cannot be started as the user yet (right
+ * after a logon the user's token may not be there): p stays for a retry. Else 0, whatever
+ * the hooks did (p is done).
+ */
+static int run_deferred(struct orch *o, struct orch_pending *p, const struct scr_run_as *as,
+                        struct err *e)
 {
-    struct orch_run *r = malloc(sizeof(*r));
+    struct orch_run *r;
+    int rc;
 
-    if (!r) {
+    if ((rc = scr_run_as_check(as, e)) < 0)
+        return rc;
+    if (!(r = malloc(sizeof(*r)))) {
         log_error("kasm_id %s: out of memory: the deferred storage mappings are not mounted",
                   p->kasm_id);
-        return;
+        return 0;
     }
     if (run_init(r, o, 1, p->payload, p->len) < 0)
         goto out;
@@ -1093,6 +1149,7 @@ static void run_deferred(struct orch *o, struct orch_pending *p, const struct sc
 out:
     run_free(r);
     free(r);
+    return 0;
 }
 
 static void log_expired(void *ctx, const struct orch_pending *p)
@@ -1117,19 +1174,18 @@ static void pending_worker(void *arg)
     }
     plat_mutex_lock(o->lock);
     while (!o->cancelled) {
-        int64_t now = plat_wall_time(), next = now + 30;
+        int64_t now = plat_wall_time(), next;
         size_t n = 0, found = ORCH_PENDING_MAX;
         struct scr_run_as as;
 
         orch_pending_expire(&o->pending, now, log_expired, NULL);
+        next = orch_pending_next(&o->pending, now, now + 30);
         for (struct orch_pending *p = o->pending.head; p && n < ORCH_PENDING_MAX; p = p->next) {
-            if (p->running)
+            if (!orch_pending_due(p, now)) /* running, or waiting for its retry */
                 continue;
             memcpy(cands[n].kasm_id, p->kasm_id, sizeof(cands[n].kasm_id));
             memcpy(cands[n].user, p->user, sizeof(cands[n].user));
             n++;
-            if (p->expires < next)
-                next = p->expires;
         }
         o->poked = 0;
         plat_mutex_unlock(o->lock);
@@ -1142,12 +1198,30 @@ static void pending_worker(void *arg)
         if (found < ORCH_PENDING_MAX) {
             struct orch_pending *p = pending_find(&o->pending, cands[found].kasm_id);
             if (p && !p->running && !o->cancelled) {
+                struct err e = ERR_INIT;
+                int64_t wait = 0;
+                int rc, attempts;
+
                 p->running = 1;
                 plat_mutex_unlock(o->lock);
-                run_deferred(o, p, &as);
+                rc = run_deferred(o, p, &as, &e);
                 plat_mutex_lock(o->lock);
-                orch_pending_remove(&o->pending, p);
+                wait = rc < 0 ? orch_pending_retry(p, plat_wall_time()) : 0;
+                attempts = p->attempts;
+                if (wait == 0) /* done, or its last attempt failed */
+                    orch_pending_remove(&o->pending, p);
                 plat_cond_broadcast(o->wake); /* a session_end may wait for it */
+                plat_mutex_unlock(o->lock);
+                if (rc < 0 && wait)
+                    log_warning("kasm_id %s: cannot run map_storage as %s yet: %s; retrying in "
+                                "%lld s (attempt %d of %d)",
+                                cands[found].kasm_id, as.user, e.msg, (long long)wait, attempts,
+                                ORCH_PENDING_ATTEMPTS);
+                else if (rc < 0)
+                    log_error("kasm_id %s: cannot run map_storage as %s: %s; gave up after %d "
+                              "attempts: its storage mappings are not mounted",
+                              cands[found].kasm_id, as.user, e.msg, attempts);
+                plat_mutex_lock(o->lock);
             }
             continue;
         }

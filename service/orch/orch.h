@@ -18,7 +18,10 @@
  * deferred - the mappings wait (struct orch_pending) until the session manager reports a
  * session of that user (sesm_set_listener: a logon, a session found by enumeration, a helper's
  * HELLO), then a worker thread runs map_storage as the user; the `running` report never waits
- * for it. A pending mount is dropped at session_end or when the session token expires.
+ * for it. A pending mount is dropped at session_end or when the session token expires. When
+ * a script cannot be started as the user yet (scr_run_as_check: no token right after a
+ * logon, no such account), the mount stays pending and is retried with backoff (5 s .. 60 s,
+ * ORCH_PENDING_ATTEMPTS attempts); a hook that ran and failed is final.
  * unmap_storage runs in the user's session when there is one, else as the service. Without a
  * session manager both run as the service.
  *
@@ -103,13 +106,16 @@ int orch_seen_remove(struct orch_seen *s, const char *id);
 /* Storage mappings waiting for their user's logon (a list, guarded by the caller). */
 #define ORCH_PENDING_MAX      64
 #define ORCH_PENDING_NO_EXP_S (12 * 3600) /* a session token without exp: wait this long */
+#define ORCH_PENDING_ATTEMPTS 8 /* starts as the user that may fail before an entry is dropped */
 struct orch_pending {
     char kasm_id[128];
     char user[256]; /* the local account (no "@domain") */
     char *payload;  /* the session_start payload (holds secrets: wiped when freed) */
     size_t len;
-    int64_t expires; /* Unix seconds: dropped after this */
-    int running;     /* map_storage is running for it now: not dropped, not expired */
+    int64_t expires;  /* Unix seconds: dropped after this */
+    int running;      /* map_storage is running for it now: not dropped, not expired */
+    int64_t retry_at; /* Unix seconds: not tried before this (0: once the user is there) */
+    int attempts;     /* times map_storage could not be started as the user */
     struct orch_pending *next;
 };
 struct orch_pending_list {
@@ -126,6 +132,17 @@ int orch_pending_drop(struct orch_pending_list *l, const char *kasm_id);
  * one is freed (may be NULL). Returns how many. */
 size_t orch_pending_expire(struct orch_pending_list *l, int64_t now,
                            void (*each)(void *ctx, const struct orch_pending *p), void *ctx);
+/* The wait (s) after the n-th start that failed: 5, 10, 20, 40, then 60. */
+int64_t orch_pending_backoff(int attempts);
+/* map_storage could not be started as p's user at now: counts the attempt and sets retry_at.
+ * Returns the seconds until the retry, or 0 once ORCH_PENDING_ATTEMPTS attempts failed (the
+ * caller drops p). */
+int64_t orch_pending_retry(struct orch_pending *p, int64_t now);
+/* 1 when p may be tried at now: not running, its retry time reached. */
+int orch_pending_due(const struct orch_pending *p, int64_t now);
+/* When the worker must look again at the latest: the earliest expiry or future retry time
+ * of an entry that is not running, limit if none is earlier. */
+int64_t orch_pending_next(const struct orch_pending_list *l, int64_t now, int64_t limit);
 /* Unlinks p (in l) and frees it. */
 void orch_pending_remove(struct orch_pending_list *l, struct orch_pending *p);
 /* Frees every entry. */

@@ -376,6 +376,13 @@ void scr_outbuf_free(struct scr_outbuf *b)
     memset(b, 0, sizeof(*b));
 }
 
+int scr_run_as_check(const struct scr_run_as *run_as, struct err *e)
+{
+    if (!run_as)
+        return 0; /* as the service: always */
+    return scr_plat_run_as_check(run_as, e);
+}
+
 const char *scr_status_name(enum scr_status s)
 {
     switch (s) {

@@ -107,6 +107,13 @@ int scr_run_file(const char *path, const struct scr_var *vars, size_t nvars,
                  const struct scr_options *o, struct scr_result *res, struct err *e);
 void scr_results_free(struct scr_results *r);
 const char *scr_status_name(enum scr_status s);
+/*
+ * 0 when a script can be started as run_as's user now: Windows the session's user token can
+ * be had (WTSQueryUserToken, right after a logon it may not be there yet); POSIX the account
+ * exists and the agent runs as root or as that user. Else ERR_* saying why (a retry later
+ * may succeed).
+ */
+int scr_run_as_check(const struct scr_run_as *run_as, struct err *e);
 
 /* ---- the portable pieces (unit-tested) ---- */
 

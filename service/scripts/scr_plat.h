@@ -62,4 +62,7 @@ int scr_plat_run(const struct scr_spawn *s, struct scr_exit *x, struct err *e);
  */
 int scr_plat_grant_read(const char *path, const struct scr_run_as *run_as, struct err *e);
 
+/* scr_run_as_check (scr.h): whether run_as's identity can be had now. */
+int scr_plat_run_as_check(const struct scr_run_as *run_as, struct err *e);
+
 #endif

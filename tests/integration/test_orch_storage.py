@@ -11,7 +11,10 @@ scripts that record `id -un`, the storage_mapping variable and the time. Checks:
      session still there) -> unmap_storage as the user;
   2. the user's session present at session_start: map_storage as the user at once (before
      the running report); the session gone at session_end -> unmap_storage as the service;
-  3. session_end before the user ever logs on: the pending mount is dropped, never run later.
+  3. session_end before the user ever logs on: the pending mount is dropped, never run later;
+  4. the session of a user whose account cannot be had yet (declared before useradd, as a
+     Windows logon whose token is not there yet): the deferred map_storage cannot start, is
+     kept and retried with backoff; once the account exists it runs as that user.
 
 Usage: test_orch_storage.py --bin-dir DIR [unittest options]
 """
@@ -52,6 +55,9 @@ class OrchStorageTest(unittest.TestCase):
         cls.out = os.path.join(cls.a.dir, "out")
         os.makedirs(cls.out)
         os.chmod(cls.out, 0o777)
+        with open(os.path.join(cls.out, "hooks.jsonl"), "w", encoding="utf-8"):
+            pass  # every test user appends to it
+        os.chmod(os.path.join(cls.out, "hooks.jsonl"), 0o666)
         builtin = os.path.join(cls.a.dir, "scripts", "builtin")
         os.makedirs(builtin)
         for d in (os.path.dirname(builtin), builtin):
@@ -109,8 +115,9 @@ class OrchStorageTest(unittest.TestCase):
         with open(self.sessions, encoding="utf-8") as f:
             return f"1 {self.user}" in f.read()
 
-    def client(self, kasm_id):
-        ident = K.AgentIdentity(username=self.user + "@example.com", user_id=uuid.uuid4().hex,
+    def client(self, kasm_id, user=None):
+        ident = K.AgentIdentity(username=(user or self.user) + "@example.com",
+                                user_id=uuid.uuid4().hex,
                                 kasm_id=kasm_id, server_id=self.sim.server_id)
         return K.AgentClient(f"https://127.0.0.1:{self.port}", self.sim, ident)
 
@@ -248,6 +255,52 @@ class OrchStorageTest(unittest.TestCase):
                      timeout=60, what="the helper of the new session ready")
         time.sleep(1)
         self.assertEqual(len(self.records(kasm_id, "map_storage")), 0)
+
+    def test_4_retried_until_the_user_can_be_had(self):
+        late = "kol" + secrets.token_hex(3)
+        home = os.path.join(self.a.dir, "home", late)
+        self.addCleanup(subprocess.run, ["userdel", "-r", late], capture_output=True)
+        self.addCleanup(subprocess.run, ["pkill", "-KILL", "-u", late], capture_output=True)
+        # a session of an account that does not exist yet: the session manager still lists it
+        with open(self.sessions + ".tmp", "w", encoding="utf-8") as f:
+            f.write(f"2 {late} console\n")
+        os.replace(self.sessions + ".tmp", self.sessions)
+        F.wait_until(lambda: f"session 2: user {late} logged on" in self.a.read_log(),
+                     timeout=60, what="the late user's session in the session manager")
+        kasm_id = uuid.uuid4().hex
+        c = self.client(kasm_id, late)
+        self.post(c, "session_start", self.payload(c))
+        self.wait_done("session_start", kasm_id)
+        cannot = (f"kasm_id {kasm_id}: cannot run map_storage as {late} yet: user {late} "
+                  f"(map_storage) does not exist here")
+        F.wait_until(lambda: cannot in self.a.read_log(), timeout=60,
+                     what="the deferred map_storage failing to start")
+        log = self.a.read_log()
+        self.assertIn(f"{cannot}; retrying in 5 s (attempt 1 of 8)", log)  # at session_start
+        # the worker's retry, 5 s later, cannot start either
+        F.wait_until(lambda: f"{cannot}; retrying in 10 s (attempt 2 of 8)" in self.a.read_log(),
+                     timeout=60, what="the first retry")
+        self.assertNotIn(f"kasm_id {kasm_id}: deferred storage mappings done", self.a.read_log())
+        self.assertEqual(self.records(kasm_id), [])
+
+        # the account appears: the next retry (10 s later) runs the hook as the user
+        created = time.time()
+        subprocess.run(["useradd", "-m", "-d", home, "-s", "/bin/sh", late], check=True,
+                       capture_output=True)
+        rec = F.wait_until(lambda: self.records(kasm_id, "map_storage"), timeout=90,
+                           what="the retried map_storage")
+        self.assertEqual([r["user"] for r in rec], [late])
+        self.assertEqual(rec[0]["home"], home)
+        self.assertEqual(rec[0]["ts"], "2")
+        self.assertGreaterEqual(rec[0]["t"], created)
+        self.assert_mapping(rec[0])
+        F.wait_until(lambda: f"kasm_id {kasm_id}: deferred storage mappings done (0 failed)"
+                     in self.a.read_log(), timeout=60, what="the deferred mount's end")
+        self.assertNotIn("gave up after", self.a.read_log())
+
+        self.post(c, "session_end", self.payload(c, ending=True))
+        self.wait_done("session_end", kasm_id)
+        self.assertEqual(len(self.records(kasm_id, "map_storage")), 1)  # never twice
 
 
 if __name__ == "__main__":

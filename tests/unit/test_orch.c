@@ -226,6 +226,71 @@ static void pending_list(void **state)
     assert_null(l.head);
 }
 
+/* A map_storage that cannot start as the user: backoff, skipped until due, bounded. */
+static void pending_retry(void **state)
+{
+    static const int64_t waits[] = {5, 10, 20, 40, 60, 60, 60};
+    struct orch_pending_list l = {0};
+    struct err e = ERR_INIT;
+    struct orch_pending *p;
+    int64_t now = 1000;
+    (void)state;
+
+    assert_int_equal((int)orch_pending_backoff(1), 5);
+    assert_int_equal((int)orch_pending_backoff(4), 40);
+    assert_int_equal((int)orch_pending_backoff(5), 60);
+    assert_int_equal((int)orch_pending_backoff(100), 60);
+
+    assert_int_equal(orch_pending_add(&l, "k1", "alice", "{}", 2, 5000, &e), 0);
+    assert_int_equal(orch_pending_add(&l, "k2", "bob", "{}", 2, 3000, &e), 0);
+    p = l.head->next; /* k1 */
+    assert_string_equal(p->kasm_id, "k1");
+    /* new entries are due at once; the next look is at the earliest expiry (or the limit) */
+    assert_true(orch_pending_due(p, now));
+    assert_int_equal((int)orch_pending_next(&l, now, now + 30), (int)now + 30);
+    assert_int_equal((int)orch_pending_next(&l, now, 4000), 3000);
+    p->running = 1;
+    assert_false(orch_pending_due(p, now));
+
+    for (int a = 1; a < ORCH_PENDING_ATTEMPTS; a++) {
+        int64_t wait = orch_pending_retry(p, now);
+        assert_int_equal((int)wait, (int)waits[a - 1]);
+        assert_int_equal(p->attempts, a);
+        assert_int_equal(p->running, 0);
+        assert_int_equal((int)p->retry_at, (int)(now + wait));
+        /* not tried before its time (a poke does not help), woken up for it */
+        assert_false(orch_pending_due(p, now));
+        assert_false(orch_pending_due(p, now + wait - 1));
+        assert_int_equal((int)orch_pending_next(&l, now, now + 100), (int)(now + wait));
+        /* the retry is due; a running entry's retry time does not count */
+        now += wait;
+        assert_true(orch_pending_due(p, now));
+        assert_int_equal((int)orch_pending_next(&l, now, now + 30), (int)now + 30);
+        p->running = 1;
+        assert_int_equal((int)orch_pending_next(&l, now - 1, now + 30), (int)now + 30);
+    }
+    /* the last attempt: the caller drops it */
+    assert_int_equal((int)orch_pending_retry(p, now), 0);
+    assert_int_equal(p->attempts, ORCH_PENDING_ATTEMPTS);
+    orch_pending_remove(&l, p);
+    assert_int_equal(l.count, 1);
+    /* an entry waiting for its retry still expires and still goes at session_end */
+    p = l.head; /* k2 */
+    assert_int_equal((int)orch_pending_retry(p, 2990), 5);
+    assert_int_equal((int)orch_pending_next(&l, 2990, 4000), 2995);
+    assert_int_equal((int)orch_pending_expire(&l, 3000, NULL, NULL), 1);
+    assert_int_equal(orch_pending_add(&l, "k3", "carol", "{}", 2, 9000, &e), 0);
+    assert_int_equal((int)orch_pending_retry(l.head, 100), 5);
+    assert_int_equal(orch_pending_drop(&l, "k3"), 1);
+    /* a new session_start for the same kasm_id starts over */
+    assert_int_equal(orch_pending_add(&l, "k4", "dave", "{}", 2, 9000, &e), 0);
+    assert_int_equal((int)orch_pending_retry(l.head, 100), 5);
+    assert_int_equal(orch_pending_add(&l, "k4", "dave", "{}", 2, 9000, &e), 0);
+    assert_int_equal(l.head->attempts, 0);
+    assert_true(orch_pending_due(l.head, 100));
+    orch_pending_clear(&l);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -236,6 +301,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(mapping_access),
         cmocka_unit_test(seen_is_bounded),
         cmocka_unit_test(pending_list),
+        cmocka_unit_test(pending_retry),
     };
     return UNIT_RUN("orch", tests, NULL, NULL);
 }

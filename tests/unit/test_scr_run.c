@@ -509,6 +509,7 @@ static void runs_as_a_user(void **state)
         assert_true(ProcessIdToSessionId(GetCurrentProcessId(), &sid));
         as.session_id = sid;
         snprintf(as.user, sizeof(as.user), "wineuser");
+        assert_int_equal(scr_run_as_check(&as, &e), 0); /* the user's token can be had */
         put_script(f, "u.cmd", "@echo off\r\necho who=%KASM_OUT%\r\n");
         assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
         assert_non_null(r = find(&res, "u.cmd"));
@@ -527,6 +528,7 @@ static void runs_as_a_user(void **state)
         chmod(path, 0755); /* the user must read it */
         if (geteuid() == 0) {
             snprintf(as.user, sizeof(as.user), "nobody");
+            assert_int_equal(scr_run_as_check(&as, &e), 0);
             assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
             assert_non_null(r = find(&res, "u.sh"));
             assert_int_equal(r->status, SCR_OK);
@@ -535,6 +537,8 @@ static void runs_as_a_user(void **state)
             assert_true(log_has(" user=nobody logname=nobody out=marker-value"));
         } else {
             snprintf(as.user, sizeof(as.user), "root");
+            assert_int_equal(scr_run_as_check(&as, &e), ERR_PERMISSION);
+            err_clear(&e);
             assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
             assert_non_null(r = find(&res, "u.sh"));
             assert_int_equal(r->status, SCR_ERROR);
@@ -543,6 +547,10 @@ static void runs_as_a_user(void **state)
         /* a user that does not exist: a clear error, nothing run as the service instead */
         scr_results_free(&res);
         snprintf(as.user, sizeof(as.user), "no-such-user-kasm");
+        assert_int_equal(scr_run_as_check(&as, &e), ERR_NOT_FOUND); /* checked before a run */
+        assert_non_null(strstr(e.msg, "user no-such-user-kasm (map_storage) does not exist here"));
+        err_clear(&e);
+        assert_int_equal(scr_run_as_check(NULL, &e), 0); /* as the service */
         assert_int_equal(scr_run_dir(f->root, "service_startup", vars, 1, &o, &res, &e), 0);
         assert_non_null(r = find(&res, "u.sh"));
         assert_int_equal(r->status, SCR_ERROR);

@@ -123,6 +123,18 @@ out:
     return rc;
 }
 
+int scr_plat_run_as_check(const struct scr_run_as *run_as, struct err *e)
+{
+    struct sess_user *u = malloc(sizeof(*u));
+    int rc;
+
+    if (!u)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    rc = sess_user_lookup(run_as->user, "map_storage", u, e);
+    free(u);
+    return rc;
+}
+
 static void kill_group(pid_t pid)
 {
     kill(-pid, SIGKILL);

@@ -374,6 +374,15 @@ out:
     return rc;
 }
 
+int scr_plat_run_as_check(const struct scr_run_as *run_as, struct err *e)
+{
+    HANDLE token = NULL;
+    int rc = sess_user_token(run_as->session_id, "run storage hooks as the user", &token, e);
+    if (rc == 0)
+        CloseHandle(token);
+    return rc;
+}
+
 int scr_plat_grant_read(const char *path, const struct scr_run_as *run_as, struct err *e)
 {
     wchar_t *w = NULL;

@@ -128,6 +128,24 @@ function Profile-Of([string]$Name) {
     return (Get-ItemProperty -LiteralPath $key).ProfileImagePath
 }
 
+# SIDs of a local group's members (Get-LocalGroupMember fails on groups holding orphaned or
+# Azure AD SIDs; ADSI then lists them, by the group's localised name).
+function Group-Member-Sids([string]$GroupSid) {
+    try {
+        return @(Get-LocalGroupMember -SID $GroupSid -ErrorAction Stop | ForEach-Object { $_.SID.Value })
+    } catch {
+        $sid = New-Object System.Security.Principal.SecurityIdentifier($GroupSid)
+        $name = $sid.Translate([System.Security.Principal.NTAccount]).Value.Split('\')[-1]
+        $group = [ADSI]"WinNT://./$name,group"
+        $sids = @()
+        foreach ($m in @($group.psbase.Invoke('Members'))) {
+            $bytes = $m.GetType().InvokeMember('objectSid', 'GetProperty', $null, $m, $null)
+            $sids += (New-Object System.Security.Principal.SecurityIdentifier($bytes, 0)).Value
+        }
+        return $sids
+    }
+}
+
 function Run-As-Standard([string]$Command) {
     $out = [System.IO.Path]::GetTempFileName()
     $err = [System.IO.Path]::GetTempFileName()
@@ -142,7 +160,7 @@ function Run-As-Standard([string]$Command) {
 }
 
 function Agent-Log-Has([string]$Pattern) {
-    $r = Agentctl @('logs', '--lines', '2000')
+    $r = Agentctl @('logs', '--lines', '1000')
     if ($r.Code -ne 0) { return "FAIL:agentctl logs exited $($r.Code): $($r.Text)" }
     $m = [regex]::Matches($r.Text, $Pattern)
     if ($m.Count -eq 0) { return "FAIL:no log line matches /$Pattern/" }
@@ -272,7 +290,7 @@ if ($Stage -eq 'started') {
     Check "local account $User is enabled and in Remote Desktop Users" {
         $u = Get-LocalUser -Name $User
         if (-not $u.Enabled) { return 'FAIL:disabled' }
-        $members = @(Get-LocalGroupMember -SID $SidRdpUsers | ForEach-Object { $_.SID.Value })
+        $members = @(Group-Member-Sids $SidRdpUsers)
         if ($members -notcontains $u.SID.Value) { return 'FAIL:not a member of S-1-5-32-555' }
         return "$($u.SID.Value), password last set $($u.PasswordLastSet)"
     }

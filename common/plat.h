@@ -87,6 +87,8 @@ enum plat_user_access {
 int plat_file_set_user_access(struct plat_file *f, unsigned access, struct err *e);
 /* Closes f; NULL is ignored. */
 void plat_file_close(struct plat_file *f);
+/* The OS handle (POSIX fd, Windows HANDLE value) for zero-copy sends (pchan); f keeps it. */
+intptr_t plat_file_os_handle(const struct plat_file *f);
 /*
  * Deletes the file f refers to, through the handle where the OS allows it (Windows
  * FILE_DISPOSITION_INFO; POSIX unlinks the final path after checking it is still the same

@@ -33,6 +33,19 @@ int pchan_read(struct pchan *c, void *buf, size_t cap, size_t *got, struct err *
 int pchan_read_full(struct pchan *c, void *buf, size_t len, struct err *e);
 /* Writes all len bytes (never SIGPIPE); ERR_IO once the peer is gone. */
 int pchan_write_all(struct pchan *c, const void *buf, size_t len, struct err *e);
+/*
+ * Sends one frame whose payload is up to max bytes of an open file (os_file: an fd) at offset
+ * off, without the bytes passing through this process's memory: POSIX splices the file into a
+ * pipe, learns how many bytes it got (n, short at the end of the file), calls
+ * make_header(ctx, n, header) for the PROTO_HEADER_SIZE-byte header, writes it, then splices
+ * the n bytes from the pipe to the channel (never SIGPIPE). *sent = n; n == 0 (end of file)
+ * sends nothing. Writers are serialised by the caller. ERR_UNSUPPORTED when this platform or
+ * file cannot do it (Windows; a file splice refuses): nothing was sent, the caller reads and
+ * writes instead. Other errors leave the channel unusable.
+ */
+int pchan_write_file_frame(struct pchan *c, intptr_t os_file, uint64_t off, size_t max,
+                           void (*make_header)(void *ctx, size_t n, uint8_t *header), void *ctx,
+                           size_t *sent, struct err *e);
 /* Makes a blocked pchan_read return *got == 0 and later writes fail; any thread, idempotent. */
 void pchan_shutdown(struct pchan *c);
 /* Closes the handle and frees c; NULL is ignored. No read or write may be in progress. */

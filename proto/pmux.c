@@ -779,41 +779,48 @@ int pmux_send_error(struct pmux_stream *s, int status, const char *message, stru
     return rc;
 }
 
+/*
+ * Waits (m->mu held) for credit to send some of want bytes on s, then reserves up to
+ * PROTO_DATA_MAX of them (*n, counted as sent). Errors as for pmux_write_data.
+ */
+static int pmux_reserve(struct pmux_stream *s, uint64_t want, size_t *n, struct err *e)
+{
+    struct pmux *m = s->m;
+    uint64_t deadline = pmux_deadline(m->cfg.stall_timeout_ms), avail;
+
+    for (;;) {
+        if (m->closed || m->shutting)
+            return pmux_closed_err(m, e);
+        if (s->peer_abort)
+            return err_set(e, ERR_CANCELLED,
+                           "the peer ended request %lu (it cancelled, failed or answered)",
+                           (unsigned long)s->id);
+        avail = m->ready ? m->peer.window + s->tx_granted - s->tx_sent : 0;
+        if (avail > 0)
+            break;
+        if (pmux_wait(s->cv, m->mu, deadline) < 0)
+            return err_set(e, ERR_TIMEOUT,
+                           "the peer took no data on request %lu for %lu ms; it is stalled",
+                           (unsigned long)s->id, (unsigned long)m->cfg.stall_timeout_ms);
+    }
+    *n = want < PROTO_DATA_MAX ? (size_t)want : PROTO_DATA_MAX;
+    if (*n > avail)
+        *n = (size_t)avail;
+    s->tx_sent += *n;
+    return 0;
+}
+
 int pmux_write_data(struct pmux_stream *s, const void *data, size_t len, struct err *e)
 {
     struct pmux *m = s->m;
     const uint8_t *p = data;
-    uint64_t deadline, avail;
     size_t n;
     int rc = 0;
 
     plat_mutex_lock(m->mu);
-    deadline = pmux_deadline(m->cfg.stall_timeout_ms);
     while (len > 0) {
-        if (m->closed || m->shutting) {
-            rc = pmux_closed_err(m, e);
+        if ((rc = pmux_reserve(s, len, &n, e)) < 0)
             break;
-        }
-        if (s->peer_abort) {
-            rc = err_set(e, ERR_CANCELLED,
-                         "the peer ended request %lu (it cancelled, failed or answered)",
-                         (unsigned long)s->id);
-            break;
-        }
-        avail = m->ready ? m->peer.window + s->tx_granted - s->tx_sent : 0;
-        if (avail == 0) {
-            if (pmux_wait(s->cv, m->mu, deadline) < 0) {
-                rc = err_set(e, ERR_TIMEOUT,
-                             "the peer took no data on request %lu for %lu ms; it is stalled",
-                             (unsigned long)s->id, (unsigned long)m->cfg.stall_timeout_ms);
-                break;
-            }
-            continue;
-        }
-        n = len < PROTO_DATA_MAX ? len : PROTO_DATA_MAX;
-        if (n > avail)
-            n = (size_t)avail;
-        s->tx_sent += n;
         plat_mutex_unlock(m->mu);
         rc = pmux_write_frame(m, PROTO_DATA, s->id, p, n, e);
         plat_mutex_lock(m->mu);
@@ -821,9 +828,83 @@ int pmux_write_data(struct pmux_stream *s, const void *data, size_t len, struct 
             break;
         p += n;
         len -= n;
-        deadline = pmux_deadline(m->cfg.stall_timeout_ms);
     }
     plat_mutex_unlock(m->mu);
+    return rc;
+}
+
+struct pmux_file_header {
+    uint32_t id;
+};
+
+static void pmux_data_header(void *ctx, size_t n, uint8_t *header)
+{
+    const struct pmux_file_header *h = ctx;
+    proto_header_encode(header, PROTO_DATA, (uint32_t)n, h->id);
+}
+
+/* One DATA frame of up to n bytes of f at off, spliced by the channel; ERR_UNSUPPORTED: not
+ * here (nothing sent). */
+static int pmux_write_file_frame(struct pmux *m, uint32_t id, struct plat_file *f, uint64_t off,
+                                 size_t n, size_t *got, struct err *e)
+{
+    struct pmux_file_header h = {id};
+    int closed, rc;
+
+    plat_mutex_lock(m->mu);
+    closed = m->closed || m->shutting;
+    if (closed)
+        rc = pmux_closed_err(m, e);
+    plat_mutex_unlock(m->mu);
+    if (closed)
+        return rc;
+    plat_mutex_lock(m->wmu);
+    rc =
+        pchan_write_file_frame(m->ch, plat_file_os_handle(f), off, n, pmux_data_header, &h, got, e);
+    plat_mutex_unlock(m->wmu);
+    if (rc < 0 && rc != ERR_UNSUPPORTED)
+        err_prefix(e, "sending DATA on request %lu", (unsigned long)id);
+    return rc;
+}
+
+int pmux_write_file(struct pmux_stream *s, struct plat_file *f, uint64_t off, uint64_t len,
+                    uint64_t *sent, struct err *e)
+{
+    struct pmux *m = s->m;
+    uint8_t *buf = NULL;
+    size_t n, got;
+    int rc = 0, splice_ok = 1;
+
+    *sent = 0;
+    plat_mutex_lock(m->mu);
+    while (len > 0) {
+        if ((rc = pmux_reserve(s, len, &n, e)) < 0)
+            break;
+        plat_mutex_unlock(m->mu);
+        got = 0;
+        rc = splice_ok ? pmux_write_file_frame(m, s->id, f, off, n, &got, e) : ERR_UNSUPPORTED;
+        if (rc == ERR_UNSUPPORTED) {
+            /* read it here instead (Windows, or a file the kernel cannot splice) */
+            splice_ok = 0;
+            err_clear(e);
+            rc = 0;
+            if (!buf && !(buf = malloc(PROTO_DATA_MAX)))
+                rc = err_set(e, ERR_NOMEM, "out of memory for a file's DATA");
+            if (rc == 0)
+                rc = plat_file_pread(f, buf, n, off, &got, e);
+            if (rc == 0 && got > 0)
+                rc = pmux_write_frame(m, PROTO_DATA, s->id, buf, got, e);
+        }
+        plat_mutex_lock(m->mu);
+        s->tx_sent -= n - got; /* the credit of what was reserved but not sent */
+        if (rc < 0 || got == 0)
+            break; /* an error, or the end of the file */
+        off += got;
+        len -= got;
+        *sent += got;
+    }
+    plat_mutex_unlock(m->mu);
+    free(buf);
     return rc;
 }
 

@@ -43,6 +43,7 @@
 
 struct pmux;
 struct pmux_stream;
+struct plat_file;
 
 struct pmux_config {
     struct proto_hello hello;  /* what we say (role, pid, session_id, user; window set here) */
@@ -91,6 +92,14 @@ int pmux_send_error(struct pmux_stream *s, int status, const char *message, stru
  * the channel is down.
  */
 int pmux_write_data(struct pmux_stream *s, const void *data, size_t len, struct err *e);
+/*
+ * Sends up to len bytes of an open file from offset off as DATA frames, like
+ * pmux_write_data (same credit, errors and timeouts). Where the channel can (POSIX), the bytes
+ * go from the file to the channel without passing through this process's memory; else they
+ * are read into a buffer. *sent: the bytes sent (fewer than len when the file ends first).
+ */
+int pmux_write_file(struct pmux_stream *s, struct plat_file *f, uint64_t off, uint64_t len,
+                    uint64_t *sent, struct err *e);
 /*
  * The stream's next frame (FIFO). ERR_TIMEOUT after timeout_ms (UINT32_MAX: no limit);
  * ERR_IO when the channel ended and nothing is queued. A CANCEL from the peer is returned

@@ -186,6 +186,11 @@ int plat_file_read(struct plat_file *f, void *buf, size_t cap, size_t *got, stru
     return 0;
 }
 
+intptr_t plat_file_os_handle(const struct plat_file *f)
+{
+    return (intptr_t)f->h;
+}
+
 int plat_file_pread(struct plat_file *f, void *buf, size_t cap, uint64_t off, size_t *got,
                     struct err *e)
 {

@@ -147,6 +147,21 @@ int pchan_write_all(struct pchan *c, const void *buf, size_t len, struct err *e)
     return 0;
 }
 
+int pchan_write_file_frame(struct pchan *c, intptr_t os_file, uint64_t off, size_t max,
+                           void (*make_header)(void *ctx, size_t n, uint8_t *header), void *ctx,
+                           size_t *sent, struct err *e)
+{
+    (void)c;
+    (void)os_file;
+    (void)off;
+    (void)max;
+    (void)make_header;
+    (void)ctx;
+    *sent = 0;
+    /* No zero-copy send from a file into a pipe on Windows: pmux reads and writes. */
+    return err_set(e, ERR_UNSUPPORTED, "channel: no zero-copy file send on Windows");
+}
+
 void pchan_shutdown(struct pchan *c)
 {
     if (!c)

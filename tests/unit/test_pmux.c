@@ -32,8 +32,10 @@
 #include <sys/resource.h>
 #endif
 
+#include "fsutil.h"
 #include "plat.h"
 #include "pmux.h"
+#include "testdir.h"
 
 #define WAIT_MS 60000u /* generous: the machine is noisy */
 
@@ -1191,6 +1193,25 @@ struct bulk_arg {
     struct err e;
 };
 
+struct file_arg {
+    struct pmux_stream *s;
+    struct plat_file *f;
+    uint64_t off, len, sent;
+    int rc;
+};
+
+static void file_writer(void *arg)
+{
+    struct file_arg *a = arg;
+    struct err e = ERR_INIT;
+
+    a->rc = pmux_write_file(a->s, a->f, a->off, a->len, &a->sent, &e);
+    if (a->rc == 0)
+        a->rc = pmux_send(a->s, PROTO_END, NULL, 0, &e);
+    if (a->rc < 0)
+        print_message("pmux_write_file: %s\n", e.msg);
+}
+
 static void bulk_writer(void *arg)
 {
     struct bulk_arg *b = arg;
@@ -1212,6 +1233,95 @@ static void bulk_writer(void *arg)
     if (b->rc == 0)
         b->rc = pmux_send(b->s, PROTO_END, NULL, 0, &b->e);
     free(buf);
+}
+
+/* Receives DATA frames on h until END into out (cap bytes); returns the count. */
+static size_t recv_all(struct pmux_stream *s, uint8_t *out, size_t cap)
+{
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+    size_t got = 0;
+
+    for (;;) {
+        if (pmux_recv(s, WAIT_MS, &f, &e) < 0)
+            fail_msg("recv after %zu bytes: %s", got, e.msg);
+        if (f->h.type == PROTO_END) {
+            pmux_frame_free(s, f);
+            return got;
+        }
+        assert_int_equal(f->h.type, PROTO_DATA);
+        assert_true(f->h.length <= PROTO_DATA_MAX);
+        assert_true(got + f->h.length <= cap);
+        memcpy(out + got, f->payload, f->h.length);
+        got += f->h.length;
+        pmux_frame_free(s, f);
+    }
+}
+
+/* pmux_write_file: a range of a file as DATA (spliced on POSIX, read and written on Windows),
+ * several frames, within the credit; a file that ends first sends what it has. */
+static void test_write_file(void **state)
+{
+    enum { SIZE = 3 * 1024 * 1024 + 12345 };
+    char dir[1024], path[1100];
+    struct side a, b;
+    struct pmux_stream *s;
+    struct plat_file *f = NULL;
+    struct err e = ERR_INIT;
+    uint8_t *data = malloc(SIZE), *got = malloc(SIZE);
+    uint32_t x = 12345;
+    (void)state;
+
+    assert_non_null(data);
+    assert_non_null(got);
+    for (size_t i = 0; i < SIZE; i++) {
+        x = x * 1103515245u + 12345u;
+        data[i] = (uint8_t)(x >> 16);
+    }
+    assert_int_equal(td_make("pmuxfile", dir, sizeof(dir)), 0);
+    assert_int_equal(fs_join(dir, "src.bin", path, sizeof(path), NULL), 0);
+    assert_int_equal(plat_file_open(path, PLAT_OPEN_WRITE | PLAT_OPEN_CREATE_NEW, &f, &e), 0);
+    assert_int_equal(plat_file_write_all(f, data, SIZE, &e), 0);
+    plat_file_close(f);
+    assert_int_equal(plat_file_open(path, PLAT_OPEN_READ, &f, &e), 0);
+
+    start_default(&a, MODE_ECHO, &b, MODE_HOLD, 0);
+    /* a middle range over several frames and windows */
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    struct held h = hold_wait(&b, 0);
+    struct file_arg fa = {s, f, 1000, 2 * 1024 * 1024 + 777, 0, 0};
+    /* the writer blocks on credit: run it beside the reader */
+    struct plat_thread *t = NULL;
+    assert_int_equal(plat_thread_start(&t, file_writer, &fa, NULL), 0);
+    size_t n = recv_all(h.s, got, SIZE);
+    plat_thread_join(t);
+    assert_int_equal(fa.rc, 0);
+    assert_int_equal(fa.sent, fa.len);
+    assert_int_equal(n, fa.len);
+    assert_memory_equal(got, data + fa.off, n);
+    pmux_close(s); /* h.s is b's: side_free closes it */
+
+    /* past the end: only what the file has */
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    h = hold_wait(&b, 1);
+    fa = (struct file_arg){s, f, SIZE - 5000, 1u << 20, 0, 0};
+    assert_int_equal(plat_thread_start(&t, file_writer, &fa, NULL), 0);
+    n = recv_all(h.s, got, SIZE);
+    plat_thread_join(t);
+    assert_int_equal(fa.rc, 0);
+    assert_int_equal(fa.sent, 5000);
+    assert_int_equal(n, 5000);
+    assert_memory_equal(got, data + SIZE - 5000, 5000);
+    pmux_close(s);
+
+    side_free(&a);
+    side_free(&b);
+    plat_file_close(f);
+    td_remove_tree(dir);
+    free(data);
+    free(got);
 }
 
 static void test_bulk_constant_memory(void **state)
@@ -1310,6 +1420,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_no_handler),
         cmocka_unit_test(test_ping_log_and_send_checks),
         cmocka_unit_test(test_pchan_basics),
+        cmocka_unit_test(test_write_file),
         cmocka_unit_test(test_bulk_constant_memory),
     };
     return UNIT_RUN("pmux", tests, NULL, NULL);

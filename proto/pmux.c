@@ -105,18 +105,25 @@ static int pmux_closed_err(struct pmux *m, struct err *e)
 
 /* ---- writing ---- */
 
+/* 0 while the channel is up; the reason it is down (ERR_IO ...) otherwise. */
+static int pmux_check_open(struct pmux *m, struct err *e)
+{
+    int rc = 0;
+
+    plat_mutex_lock(m->mu);
+    if (m->closed || m->shutting)
+        rc = pmux_closed_err(m, e);
+    plat_mutex_unlock(m->mu);
+    return rc;
+}
+
 static int pmux_write_frame(struct pmux *m, uint32_t type, uint32_t id, const void *payload,
                             size_t len, struct err *e)
 {
     uint8_t buf[PROTO_HEADER_SIZE + PMUX_COMBINE_MAX];
-    int closed, rc;
+    int rc;
 
-    plat_mutex_lock(m->mu);
-    closed = m->closed || m->shutting;
-    if (closed)
-        rc = pmux_closed_err(m, e);
-    plat_mutex_unlock(m->mu);
-    if (closed)
+    if ((rc = pmux_check_open(m, e)) < 0)
         return rc;
 
     proto_header_encode(buf, type, (uint32_t)len, id);
@@ -849,14 +856,9 @@ static int pmux_write_file_frame(struct pmux *m, uint32_t id, struct plat_file *
                                  size_t n, size_t *got, struct err *e)
 {
     struct pmux_file_header h = {id};
-    int closed, rc;
+    int rc;
 
-    plat_mutex_lock(m->mu);
-    closed = m->closed || m->shutting;
-    if (closed)
-        rc = pmux_closed_err(m, e);
-    plat_mutex_unlock(m->mu);
-    if (closed)
+    if ((rc = pmux_check_open(m, e)) < 0)
         return rc;
     plat_mutex_lock(m->wmu);
     rc =

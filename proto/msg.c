@@ -283,8 +283,9 @@ int proto_hello_encode(const struct proto_hello *m, char **out, size_t *len, str
         (rc = STR(o, role, m)) == 0 &&
         (rc = msg_put_num(W, o, "pid", m->pid, 0, (int64_t)UINT32_MAX, e)) == 0 &&
         (rc = msg_put_num(W, o, "window", m->window, 0, (int64_t)UINT32_MAX, e)) == 0 &&
-        (rc = msg_put_num(W, o, "session_id", m->session_id, 0, (int64_t)UINT32_MAX, e)) == 0)
-        rc = STR(o, user, m);
+        (rc = msg_put_num(W, o, "session_id", m->session_id, 0, (int64_t)UINT32_MAX, e)) == 0 &&
+        (rc = STR(o, user, m)) == 0)
+        rc = msg_put_num(W, o, "shared", m->shared, 0, (int64_t)UINT32_MAX, e);
     return msg_finish(W, o, rc, out, len, e);
 }
 
@@ -301,8 +302,9 @@ int proto_hello_decode(const void *payload, size_t len, struct proto_hello *m, s
         (rc = msg_get_u32(W, o, "proto", &m->proto, e)) == 0 && (rc = GSTR(o, role, m)) == 0 &&
         (rc = msg_get_u32(W, o, "pid", &m->pid, e)) == 0 &&
         (rc = msg_get_u32(W, o, "window", &m->window, e)) == 0 &&
-        (rc = msg_get_u32(W, o, "session_id", &m->session_id, e)) == 0)
-        rc = GSTR(o, user, m);
+        (rc = msg_get_u32(W, o, "session_id", &m->session_id, e)) == 0 &&
+        (rc = GSTR(o, user, m)) == 0 && cJSON_GetObjectItemCaseSensitive(o, "shared"))
+        rc = msg_get_u32(W, o, "shared", &m->shared, e); /* optional: 0 when absent */
     cJSON_Delete(o);
     return rc;
 }

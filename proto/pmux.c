@@ -4,8 +4,12 @@
  * and a small sender thread for the replies the mux itself makes (PONG, ERROR 501/503) so
  * that the reader never writes and so never blocks on the peer.
  *
- * Locks: mu guards all state (streams, queues, counters, flags); wmu serialises writes so
- * that each frame (header + payload) goes out whole. mu is never held while writing.
+ * Locks: mu guards all state (streams, queues, counters, flags, slots); wmu serialises writes
+ * so that each frame (header + payload) goes out whole. mu is never held while writing.
+ *
+ * The shared window (pmux.h): its slots are PROTO_DATA_MAX bytes each; slot_out[i] is 1 while
+ * slot i is the peer's (writer: lent by a DATA_SHARED, until SHARED_FREE) or ours (reader:
+ * held by a DATA frame pointing into it, until the frame is freed).
  */
 #include "pmux.h"
 
@@ -14,6 +18,7 @@
 #include <string.h>
 
 #include "plat.h"
+#include "pshm.h"
 
 #define PMUX_DEFAULT_WINDOW  (2048u * 1024u)
 #define PMUX_DEFAULT_STREAMS 64u
@@ -25,6 +30,7 @@
 #define PMUX_MAX_DATA_QUEUED 4096u
 #define PMUX_COMBINE_MAX     4096u
 #define PMUX_SEEN_BITS       65536u /* peer ids remembered past the oldest unseen one */
+#define PMUX_NO_SLOT         UINT32_MAX
 
 struct pmux_stream {
     struct pmux *m;
@@ -68,6 +74,12 @@ struct pmux {
     uint32_t seen_lo;
     uint8_t seen[PMUX_SEEN_BITS / 8];
     struct pmux_reply *replies, **replies_tail;
+    struct pshm *shared; /* the shared window, or NULL */
+    uint32_t nslots;
+    uint8_t *slot_out;
+    uint32_t slot_next;    /* writer: where the search for a free slot starts */
+    int shared_on;         /* writer: the peer mapped the window; DATA may go through it */
+    uint64_t shared_bytes; /* DATA bytes sent or received through the window */
 };
 
 static uint64_t pmux_now(void)
@@ -172,6 +184,20 @@ static void pmux_queue_error(struct pmux *m, uint32_t id, int status, const char
     if (proto_error_encode(&pe, &json, &len, NULL) == 0)
         pmux_queue_reply(m, PROTO_ERROR, id, json, len);
     free(json);
+}
+
+/* Frees a frame the application never saw; a slot of the shared window it held goes back to
+ * the peer (SHARED_FREE, by the sender thread). With mu held. */
+static void pmux_drop_locked(struct pmux *m, struct proto_frame *f)
+{
+    uint8_t pl[PROTO_SHARED_FREE_LEN];
+
+    if (f && f->shared_slot) {
+        m->slot_out[f->shared_slot - 1] = 0;
+        proto_shared_free_encode(pl, f->shared_slot - 1);
+        pmux_queue_reply(m, PROTO_SHARED_FREE, 0, pl, sizeof(pl));
+    }
+    proto_frame_free(f);
 }
 
 static void pmux_sender(void *arg)
@@ -289,10 +315,13 @@ static struct proto_frame *pmux_dequeue(struct pmux_stream *s)
 
 static void pmux_stream_destroy(struct pmux_stream *s)
 {
+    struct pmux *m = s->m;
     struct proto_frame *f;
 
+    plat_mutex_lock(m->mu);
     while ((f = pmux_dequeue(s)) != NULL)
-        proto_frame_free(f);
+        pmux_drop_locked(m, f);
+    plat_mutex_unlock(m->mu);
     free(s->q);
     plat_cond_destroy(s->cv);
     free(s);
@@ -335,6 +364,7 @@ static int pmux_on_hello(struct pmux *m, struct proto_frame *f, struct err *why)
     plat_mutex_lock(m->mu);
     m->peer = peer;
     m->ready = 1;
+    m->shared_on = m->shared && pshm_writable(m->shared) && peer.shared == m->mine.shared;
     plat_cond_broadcast(m->cv);
     plat_mutex_unlock(m->mu);
     return 0;
@@ -424,7 +454,73 @@ static void pmux_on_new(struct pmux *m, struct proto_frame *f, struct pmux_strea
     pmux_table_add(m, *deliver);
     return;
 drop:
-    proto_frame_free(f);
+    pmux_drop_locked(m, f);
+}
+
+/*
+ * A DATA_SHARED from the writer: checked, and turned in place into the DATA frame the
+ * application sees, its payload pointing into the slot (held until pmux_frame_free).
+ */
+static int pmux_shared_in(struct pmux *m, struct proto_frame *f, struct err *why)
+{
+    uint32_t slot = 0, len = 0;
+    int rc = 0;
+
+    if (!m->shared || pshm_writable(m->shared))
+        return err_set(why, ERR_PROTOCOL,
+                       "the peer sent DATA_SHARED but this side reads no shared window");
+    if (proto_data_shared_decode(f->payload, f->h.length, &slot, &len, why) < 0) {
+        why->code = ERR_PROTOCOL;
+        return ERR_PROTOCOL;
+    }
+    if (slot >= m->nslots || len == 0 || len > PROTO_DATA_MAX)
+        return err_set(why, ERR_PROTOCOL,
+                       "the peer sent DATA_SHARED for %lu bytes in slot %lu; the window has %lu "
+                       "slots of %u bytes",
+                       (unsigned long)len, (unsigned long)slot, (unsigned long)m->nslots,
+                       PROTO_DATA_MAX);
+    plat_mutex_lock(m->mu);
+    if (m->slot_out[slot]) {
+        rc = err_set(why, ERR_PROTOCOL,
+                     "the peer reused slot %lu of the shared window before this side freed it",
+                     (unsigned long)slot);
+    } else {
+        m->slot_out[slot] = 1;
+        m->shared_bytes += len;
+        f->h.type = PROTO_DATA;
+        f->h.length = len;
+        f->payload = pshm_base(m->shared) + (size_t)slot * PROTO_DATA_MAX;
+        f->shared_slot = slot + 1;
+    }
+    plat_mutex_unlock(m->mu);
+    return rc;
+}
+
+/* A SHARED_FREE from the reader: the slot is ours again. */
+static int pmux_shared_freed(struct pmux *m, const struct proto_frame *f, struct err *why)
+{
+    uint32_t slot = 0;
+    int rc = 0;
+
+    if (!m->shared_on)
+        return err_set(why, ERR_PROTOCOL,
+                       "the peer sent SHARED_FREE but this side lent it no shared window");
+    if (f->h.request_id != 0)
+        return err_set(why, ERR_PROTOCOL, "the peer sent SHARED_FREE on request %lu instead of 0",
+                       (unsigned long)f->h.request_id);
+    if (proto_shared_free_decode(f->payload, f->h.length, &slot, why) < 0) {
+        why->code = ERR_PROTOCOL;
+        return ERR_PROTOCOL;
+    }
+    plat_mutex_lock(m->mu);
+    if (slot >= m->nslots || !m->slot_out[slot])
+        rc = err_set(why, ERR_PROTOCOL,
+                     "the peer freed slot %lu of the shared window, which it did not have",
+                     (unsigned long)slot);
+    else
+        m->slot_out[slot] = 0;
+    plat_mutex_unlock(m->mu);
+    return rc;
 }
 
 /* Routes one frame; consumes f. A negative return closes the channel with why. */
@@ -440,8 +536,15 @@ static int pmux_dispatch(struct pmux *m, struct proto_frame *f, struct err *why)
         return rc;
     }
     if (!m->ready) {
-        proto_frame_free(f);
+        plat_mutex_lock(m->mu);
+        pmux_drop_locked(m, f);
+        plat_mutex_unlock(m->mu);
         return err_set(why, ERR_PROTOCOL, "the peer sent %s before HELLO", proto_type_name(type));
+    }
+    if (type == PROTO_SHARED_FREE) {
+        rc = pmux_shared_freed(m, f, why);
+        proto_frame_free(f);
+        return rc;
     }
     if (type == PROTO_LOG || id == 0) {
         struct proto_log lg;
@@ -484,7 +587,7 @@ static int pmux_dispatch(struct pmux *m, struct proto_frame *f, struct err *why)
             rc = err_set(why, ERR_PROTOCOL,
                          "the peer queued more than %u DATA frames on request %lu",
                          PMUX_MAX_DATA_QUEUED, (unsigned long)id);
-            proto_frame_free(f);
+            pmux_drop_locked(m, f);
             goto out;
         }
         if (s->rx_inflight + f->h.length > m->mine.window) {
@@ -493,7 +596,7 @@ static int pmux_dispatch(struct pmux *m, struct proto_frame *f, struct err *why)
                          "bytes",
                          (unsigned long long)(s->rx_inflight + f->h.length - m->mine.window),
                          (unsigned long)id, (unsigned long)m->mine.window);
-            proto_frame_free(f);
+            pmux_drop_locked(m, f);
             goto out;
         }
         s->rx_inflight += f->h.length;
@@ -515,7 +618,7 @@ static int pmux_dispatch(struct pmux *m, struct proto_frame *f, struct err *why)
     if (pmux_enqueue(s, f) < 0) {
         rc = err_set(why, ERR_NOMEM, "out of memory queueing a frame on request %lu",
                      (unsigned long)id);
-        proto_frame_free(f);
+        pmux_drop_locked(m, f);
     }
 out:
     plat_mutex_unlock(m->mu);
@@ -538,6 +641,10 @@ static void pmux_reader(void *arg)
         if (proto_frame_alloc(&h, &f, &why) < 0)
             break;
         if (h.length && pchan_read_full(m->ch, f->payload, h.length, &why) < 0) {
+            proto_frame_free(f);
+            break;
+        }
+        if (h.type == PROTO_DATA_SHARED && pmux_shared_in(m, f, &why) < 0) {
             proto_frame_free(f);
             break;
         }
@@ -564,6 +671,7 @@ static void pmux_reader(void *arg)
 int pmux_start(struct pchan *ch, const struct pmux_config *cfg, struct pmux **out, struct err *e)
 {
     struct pmux *m = NULL;
+    struct pshm *shared = cfg->shared;
     char *json = NULL;
     size_t len = 0;
     int rc;
@@ -575,6 +683,7 @@ int pmux_start(struct pchan *ch, const struct pmux_config *cfg, struct pmux **ou
         goto out;
     }
     m->cfg = *cfg;
+    m->cfg.shared = NULL;
     if (!m->cfg.window)
         m->cfg.window = PMUX_DEFAULT_WINDOW;
     if (!m->cfg.max_streams)
@@ -592,6 +701,17 @@ int pmux_start(struct pchan *ch, const struct pmux_config *cfg, struct pmux **ou
     if (!m->mine.pid)
         m->mine.pid = (uint32_t)plat_pid();
     m->mine.window = m->cfg.window;
+    m->mine.shared = 0;
+    if (shared && pshm_size(shared) / PROTO_DATA_MAX > 0 && pshm_size(shared) <= UINT32_MAX) {
+        m->nslots = (uint32_t)(pshm_size(shared) / PROTO_DATA_MAX);
+        if (!(m->slot_out = calloc(m->nslots, 1))) {
+            rc = err_set(e, ERR_NOMEM, "out of memory for a channel");
+            goto out;
+        }
+        m->mine.shared = (uint32_t)pshm_size(shared);
+        m->shared = shared;
+        shared = NULL;
+    }
     m->next_id = m->cfg.initiator_odd ? 1 : 2;
     m->seen_lo = m->cfg.initiator_odd ? 1 : 0; /* the peer's first id is 2 or 1: index 1 or 0 */
     m->replies_tail = &m->replies;
@@ -618,6 +738,7 @@ int pmux_start(struct pchan *ch, const struct pmux_config *cfg, struct pmux **ou
 out:
     free(json);
     pchan_close(ch);
+    pshm_free(shared); /* none, or one too small to hold a slot */
     if (m)
         pmux_free(m);
     return rc;
@@ -694,6 +815,9 @@ void pmux_free(struct pmux *m)
     if (m->mu)
         pmux_shutdown(m);
     plat_thread_join(m->reader);
+    for (uint32_t i = 0; i < m->nstreams; i++)
+        pmux_stream_destroy(m->streams[i]); /* the caller should have closed these */
+    m->nstreams = 0;
     if (m->sender) {
         plat_mutex_lock(m->mu);
         m->stopping = 1;
@@ -701,9 +825,9 @@ void pmux_free(struct pmux *m)
         plat_mutex_unlock(m->mu);
         plat_thread_join(m->sender);
     }
-    for (uint32_t i = 0; i < m->nstreams; i++)
-        pmux_stream_destroy(m->streams[i]); /* the caller should have closed these */
     free(m->streams);
+    free(m->slot_out);
+    pshm_free(m->shared);
     pchan_close(m->ch);
     plat_cond_destroy(m->rcv);
     plat_cond_destroy(m->cv);
@@ -755,6 +879,7 @@ int pmux_send(struct pmux_stream *s, uint32_t type, const void *payload, size_t 
     int rc;
 
     if (type == PROTO_DATA || type == PROTO_CREDIT || type == PROTO_HELLO || type == PROTO_LOG ||
+        type == PROTO_DATA_SHARED || type == PROTO_SHARED_FREE ||
         strcmp(proto_type_name(type), "UNKNOWN") == 0)
         return err_set(e, ERR_INVALID, "%s (type %lu) cannot be sent with pmux_send",
                        proto_type_name(type), (unsigned long)type);
@@ -817,27 +942,102 @@ static int pmux_reserve(struct pmux_stream *s, uint64_t want, size_t *n, struct 
     return 0;
 }
 
-int pmux_write_data(struct pmux_stream *s, const void *data, size_t len, struct err *e)
+/* A free slot of the shared window, now lent to the peer, or PMUX_NO_SLOT. With mu held. */
+static uint32_t pmux_slot_take(struct pmux *m)
+{
+    if (!m->shared_on)
+        return PMUX_NO_SLOT;
+    for (uint32_t k = 0; k < m->nslots; k++) {
+        uint32_t i = (m->slot_next + k) % m->nslots;
+        if (!m->slot_out[i]) {
+            m->slot_out[i] = 1;
+            m->slot_next = i + 1;
+            return i;
+        }
+    }
+    return PMUX_NO_SLOT;
+}
+
+int pmux_write_data_from(struct pmux_stream *s, size_t max, uint8_t *spare, pmux_fill_fn fill,
+                         void *ctx, size_t *sent, struct err *e)
 {
     struct pmux *m = s->m;
-    const uint8_t *p = data;
+    uint32_t slot = PMUX_NO_SLOT;
+    uint8_t *buf, pl[PROTO_DATA_SHARED_LEN];
+    size_t n = 0, got = 0;
+    int rc, on_wire = 0;
+
+    *sent = 0;
+    if (max > PROTO_DATA_MAX)
+        max = PROTO_DATA_MAX;
+    if (max == 0)
+        return 0;
+    plat_mutex_lock(m->mu);
+    if ((rc = pmux_reserve(s, max, &n, e)) == 0)
+        slot = pmux_slot_take(m);
+    plat_mutex_unlock(m->mu);
+    if (rc < 0)
+        return rc;
+
+    buf = slot != PMUX_NO_SLOT ? pshm_base(m->shared) + (size_t)slot * PROTO_DATA_MAX : spare;
+    rc = fill(ctx, buf, n, &got, e);
+    if (rc == 0 && got > n)
+        rc = err_set(e, ERR_INTERNAL, "a DATA piece of %zu bytes was filled with %zu", n, got);
+    if (rc == 0 && got > 0) {
+        on_wire = 1;
+        if (slot != PMUX_NO_SLOT) {
+            proto_data_shared_encode(pl, slot, (uint32_t)got);
+            rc = pmux_write_frame(m, PROTO_DATA_SHARED, s->id, pl, sizeof(pl), e);
+        } else {
+            rc = pmux_write_frame(m, PROTO_DATA, s->id, buf, got, e);
+        }
+    }
+
+    plat_mutex_lock(m->mu);
+    s->tx_sent -= n - (on_wire ? got : 0); /* the credit of what was reserved but not sent */
+    if (slot != PMUX_NO_SLOT && !on_wire)
+        m->slot_out[slot] = 0;
+    if (slot != PMUX_NO_SLOT && on_wire && rc == 0)
+        m->shared_bytes += got;
+    plat_mutex_unlock(m->mu);
+    if (rc == 0)
+        *sent = got;
+    return rc;
+}
+
+/* pmux_write_data's fill: the bytes are at ctx already; copied only into a slot. */
+static int pmux_fill_copy(void *ctx, uint8_t *buf, size_t cap, size_t *n, struct err *e)
+{
+    (void)e;
+    if (buf != ctx)
+        memcpy(buf, ctx, cap);
+    *n = cap;
+    return 0;
+}
+
+int pmux_write_data(struct pmux_stream *s, const void *data, size_t len, struct err *e)
+{
+    uint8_t *p = (uint8_t *)data; /* "spare" below is only ever read: see pmux_fill_copy */
     size_t n;
     int rc = 0;
 
-    plat_mutex_lock(m->mu);
     while (len > 0) {
-        if ((rc = pmux_reserve(s, len, &n, e)) < 0)
-            break;
-        plat_mutex_unlock(m->mu);
-        rc = pmux_write_frame(m, PROTO_DATA, s->id, p, n, e);
-        plat_mutex_lock(m->mu);
-        if (rc < 0)
+        if ((rc = pmux_write_data_from(s, len, p, pmux_fill_copy, p, &n, e)) < 0)
             break;
         p += n;
         len -= n;
     }
-    plat_mutex_unlock(m->mu);
     return rc;
+}
+
+uint64_t pmux_shared_bytes(struct pmux *m)
+{
+    uint64_t n;
+
+    plat_mutex_lock(m->mu);
+    n = m->shared_bytes;
+    plat_mutex_unlock(m->mu);
+    return n;
 }
 
 struct pmux_file_header {
@@ -939,7 +1139,7 @@ void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f)
 {
     struct pmux *m;
     uint64_t credit = 0;
-    uint32_t half;
+    uint32_t half, slot = PMUX_NO_SLOT;
     uint8_t pl[4];
 
     if (!f)
@@ -948,6 +1148,10 @@ void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f)
         m = s->m;
         half = m->mine.window / 2 ? m->mine.window / 2 : 1;
         plat_mutex_lock(m->mu);
+        if (f->shared_slot) {
+            slot = f->shared_slot - 1;
+            m->slot_out[slot] = 0;
+        }
         if (s->in_table) {
             s->rx_consumed += f->h.length;
             if (s->rx_consumed >= half) {
@@ -957,6 +1161,10 @@ void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f)
             }
         }
         plat_mutex_unlock(m->mu);
+        if (slot != PMUX_NO_SLOT) {
+            proto_shared_free_encode(pl, slot);
+            (void)pmux_write_frame(m, PROTO_SHARED_FREE, 0, pl, PROTO_SHARED_FREE_LEN, NULL);
+        }
         if (credit) {
             proto_credit_encode(pl, (uint32_t)credit);
             (void)pmux_write_frame(m, PROTO_CREDIT, s->id, pl, sizeof(pl), NULL);

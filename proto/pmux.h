@@ -19,6 +19,16 @@
  * the window breaks the protocol: the channel is closed) and returns CREDIT when the
  * application frees the frames (batched: once half a window has been consumed).
  *
+ * Shared window: the service may give the mux a window (pshm.h) that its helper maps
+ * read-only. Each side's HELLO says how many bytes of it it has ("shared"); when they agree,
+ * the service's DATA goes into a free slot of the window (PROTO_DATA_MAX bytes each) and only
+ * a DATA_SHARED {slot, length} frame crosses the channel; the helper's application gets an
+ * ordinary DATA frame whose payload points into the slot, and pmux_frame_free() hands the slot
+ * back (SHARED_FREE). Credit counts those bytes like any DATA. With no slot free (a helper
+ * holding them all) the service sends plain DATA: the window is never a reason to wait. The
+ * service never reads the window; the helper's reader checks every slot reference (in range,
+ * not already held) and closes the channel on a bad one. Helper -> service DATA never uses it.
+ *
  * Finishing: END, ERROR, CANCEL, UPLOAD_RESULT, FILE_RESULT and PONG are terminal frames. A request
  * is finished once either side has sent one; pmux_close() of an unfinished request sends CANCEL.
  * pmux_write_data() stops with ERR_CANCELLED as soon as the peer has sent a terminal frame other
@@ -44,6 +54,7 @@
 struct pmux;
 struct pmux_stream;
 struct plat_file;
+struct pshm;
 
 struct pmux_config {
     struct proto_hello hello;  /* what we say (role, pid, session_id, user; window set here) */
@@ -61,6 +72,9 @@ struct pmux_config {
      * on the reader thread, after every waiter has been woken. May be NULL. */
     void (*on_close)(void *ctx, const struct err *why);
     void *ctx;
+    /* The shared window, or NULL: the service's own (pshm_create) or the helper's read-only
+     * view of it (pshm_open_reader). pmux_start takes ownership, also on failure. */
+    struct pshm *shared;
 };
 
 /* Takes ownership of ch (also on failure), sends our HELLO and starts the reader. */
@@ -93,6 +107,21 @@ int pmux_send_error(struct pmux_stream *s, int status, const char *message, stru
  */
 int pmux_write_data(struct pmux_stream *s, const void *data, size_t len, struct err *e);
 /*
+ * Writes one DATA piece in place: fill(ctx, buf, cap, n, e) puts up to cap bytes into buf and
+ * sets *n (0: nothing to send); a negative return is passed on (e set by fill).
+ */
+typedef int (*pmux_fill_fn)(void *ctx, uint8_t *buf, size_t cap, size_t *n, struct err *e);
+/*
+ * Sends one DATA piece of up to max bytes (at most PROTO_DATA_MAX) that fill() produces:
+ * straight into a free slot of the shared window when there is one (the bytes never cross the
+ * channel), else into spare (max bytes, the caller's) sent as DATA. Waits for credit first
+ * (errors as for pmux_write_data; fill is not called then). *sent: the bytes sent.
+ */
+int pmux_write_data_from(struct pmux_stream *s, size_t max, uint8_t *spare, pmux_fill_fn fill,
+                         void *ctx, size_t *sent, struct err *e);
+/* DATA bytes this side sent or received through the shared window so far. */
+uint64_t pmux_shared_bytes(struct pmux *m);
+/*
  * Sends up to len bytes of an open file from offset off as DATA frames, like
  * pmux_write_data (same credit, errors and timeouts). Where the channel can (POSIX), the bytes
  * go from the file to the channel without passing through this process's memory; else they
@@ -107,7 +136,8 @@ int pmux_write_file(struct pmux_stream *s, struct plat_file *f, uint64_t off, ui
  */
 int pmux_recv(struct pmux_stream *s, uint32_t timeout_ms, struct proto_frame **out, struct err *e);
 /* Frees a frame returned by pmux_recv (or given to on_request); a DATA frame's bytes count
- * as consumed (credit goes back to the peer). */
+ * as consumed (credit goes back to the peer, and its shared-window slot if it had one: pass
+ * the stream for DATA frames). */
 void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f);
 /* Ends our use of the request: if it is not finished, CANCEL is sent; its queued
  * frames are freed; later frames for its id are dropped. NULL is ignored. s is freed:

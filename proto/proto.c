@@ -53,6 +53,10 @@ uint32_t proto_max_len(uint32_t type)
         return PROTO_ADMIN_REPLY_MAX;
     case PROTO_CREDIT:
         return 4;
+    case PROTO_DATA_SHARED:
+        return PROTO_DATA_SHARED_LEN;
+    case PROTO_SHARED_FREE:
+        return PROTO_SHARED_FREE_LEN;
     case PROTO_DATA:
         return PROTO_DATA_MAX;
     default: /* END, CANCEL, PING, PONG: empty; unknown types: nothing */
@@ -81,6 +85,10 @@ const char *proto_type_name(uint32_t type)
         return "PING";
     case PROTO_PONG:
         return "PONG";
+    case PROTO_DATA_SHARED:
+        return "DATA_SHARED";
+    case PROTO_SHARED_FREE:
+        return "SHARED_FREE";
     case PROTO_DL_OPEN:
         return "DL_OPEN";
     case PROTO_DL_INFO:
@@ -183,6 +191,37 @@ int proto_credit_decode(const void *payload, size_t len, uint32_t *n, struct err
     if (len != 4)
         return err_set(e, ERR_PARSE, "CREDIT payload has %zu bytes, expected 4", len);
     *n = get_u32(payload);
+    return 0;
+}
+
+void proto_data_shared_encode(uint8_t out[PROTO_DATA_SHARED_LEN], uint32_t slot, uint32_t length)
+{
+    put_u32(out, slot);
+    put_u32(out + 4, length);
+}
+
+int proto_data_shared_decode(const void *payload, size_t len, uint32_t *slot, uint32_t *length,
+                             struct err *e)
+{
+    if (len != PROTO_DATA_SHARED_LEN)
+        return err_set(e, ERR_PARSE, "DATA_SHARED payload has %zu bytes, expected %u", len,
+                       PROTO_DATA_SHARED_LEN);
+    *slot = get_u32(payload);
+    *length = get_u32((const uint8_t *)payload + 4);
+    return 0;
+}
+
+void proto_shared_free_encode(uint8_t out[PROTO_SHARED_FREE_LEN], uint32_t slot)
+{
+    put_u32(out, slot);
+}
+
+int proto_shared_free_decode(const void *payload, size_t len, uint32_t *slot, struct err *e)
+{
+    if (len != PROTO_SHARED_FREE_LEN)
+        return err_set(e, ERR_PARSE, "SHARED_FREE payload has %zu bytes, expected %u", len,
+                       PROTO_SHARED_FREE_LEN);
+    *slot = get_u32(payload);
     return 0;
 }
 

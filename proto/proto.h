@@ -18,12 +18,20 @@
  *
  * The catalogue (JSON field names are the contract; unknown fields are ignored):
  *   HELLO        both ways, first frame, id 0. {"product","version","proto","role","pid",
- *                "window","session_id","user"}. Different product versions refuse each other.
+ *                "window","session_id","user","shared"}; "shared" (optional, default 0): the
+ *                bytes of the shared window the sender created (service) or mapped (helper).
+ *                Different product versions refuse each other.
  *   ERROR        {"status": int, "message": str} - ends the request; status is HTTP-like
  *                (404 not found, 400 bad input, 500 failure, 503 unavailable).
  *   LOG          helper -> service, id 0: {"level": "error|warning|info|debug", "message"}.
  *   CREDIT       binary: u32 LE, n more DATA bytes may be sent on this request.
  *   DATA         binary: a piece of the request's stream, at most PROTO_DATA_MAX bytes.
+ *   DATA_SHARED  service -> helper, binary: u32 LE slot, u32 LE length - a DATA piece whose
+ *                bytes are in slot `slot` (PROTO_DATA_MAX bytes each) of the shared window
+ *                (pshm.h) instead of the frame. Counts as DATA for flow control. Sent only to
+ *                a helper whose HELLO "shared" equals the window's size; the slot stays the
+ *                helper's until it answers SHARED_FREE.
+ *   SHARED_FREE  helper -> service, id 0, binary: u32 LE slot - done with that slot.
  *   END          empty: the sender's stream of this request is complete.
  *   CANCEL       empty: the sender abandons the request; the receiver stops and frees it.
  *   PING / PONG  empty; PING may be sent on any new id, answered by PONG on the same id.
@@ -89,6 +97,8 @@ enum proto_type {
     PROTO_CANCEL = 7,
     PROTO_PING = 8,
     PROTO_PONG = 9,
+    PROTO_DATA_SHARED = 10,
+    PROTO_SHARED_FREE = 11,
     PROTO_DL_OPEN = 16,
     PROTO_DL_INFO = 17,
     PROTO_DL_READ = 18,
@@ -112,10 +122,13 @@ struct proto_header {
     uint32_t request_id;
 };
 
-/* A received frame: one allocation; payload has length + 1 bytes, the last one NUL. */
+/* A received frame: one allocation; payload has length + 1 bytes, the last one NUL - except
+ * a DATA frame with shared_slot set (pmux.c): its payload points into the shared window's
+ * slot shared_slot - 1 and has no NUL after it. */
 struct proto_frame {
     struct proto_header h;
     uint8_t *payload;
+    uint32_t shared_slot;
 };
 
 /* Writes the 16-byte header for (type, length, request_id) at out. */
@@ -153,6 +166,7 @@ struct proto_hello {
     uint32_t window;     /* DATA bytes the sender accepts unacknowledged per request */
     uint32_t session_id; /* helper: its terminal session; else 0 */
     char user[PROTO_NAME_MAX];
+    uint32_t shared; /* bytes of the shared window created (service) or mapped (helper); 0 */
 };
 /* Fills product, version, proto and role for this build. */
 void proto_hello_init(struct proto_hello *h, const char *role);
@@ -260,5 +274,13 @@ PROTO_CODEC(admin_reply)
 /* CREDIT payload: 4 bytes little-endian. */
 void proto_credit_encode(uint8_t out[4], uint32_t n);
 int proto_credit_decode(const void *payload, size_t len, uint32_t *n, struct err *e);
+/* DATA_SHARED {slot, length} and SHARED_FREE {slot}: fixed-size binary payloads. */
+#define PROTO_DATA_SHARED_LEN 8u
+#define PROTO_SHARED_FREE_LEN 4u
+void proto_data_shared_encode(uint8_t out[PROTO_DATA_SHARED_LEN], uint32_t slot, uint32_t length);
+int proto_data_shared_decode(const void *payload, size_t len, uint32_t *slot, uint32_t *length,
+                             struct err *e);
+void proto_shared_free_encode(uint8_t out[PROTO_SHARED_FREE_LEN], uint32_t slot);
+int proto_shared_free_decode(const void *payload, size_t len, uint32_t *slot, struct err *e);
 
 #endif

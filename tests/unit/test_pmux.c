@@ -8,7 +8,12 @@
  * violation, garbage, oversized and truncated frames: the channel closes, on_close once).
  * The bulk test moves 4 GiB (KASM_PMUX_BULK_MB overrides) through one stream between two
  * threads and checks that peak memory grows by less than 64 MiB (getrusage ru_maxrss;
- * Windows: GetProcessMemoryInfo PeakWorkingSetSize; about 8 s under Wine 8).
+ * Windows: GetProcessMemoryInfo PeakWorkingSetSize; about 8 s under Wine 8), once over the
+ * channel alone and once through a shared window. The shared window (pshm.h): data through
+ * its slots, the fallback to plain DATA when the reader holds every slot, slots coming back
+ * when a stream is closed with frames queued, a hostile peer's slot references (out of range,
+ * reused, freed twice, sent the wrong way), and the reader's handle that can neither map the
+ * window writable nor resize it.
  * Runs natively and under Wine.
  */
 #include <setjmp.h>
@@ -29,12 +34,17 @@
 
 #include <psapi.h>
 #else
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #endif
 
 #include "fsutil.h"
 #include "plat.h"
 #include "pmux.h"
+#include "pshm.h"
 #include "testdir.h"
 
 #define WAIT_MS 60000u /* generous: the machine is noisy */
@@ -1324,7 +1334,11 @@ static void test_write_file(void **state)
     free(got);
 }
 
-static void test_bulk_constant_memory(void **state)
+static void start_shared(struct side *a, struct side *b, enum mode mb, uint32_t nslots);
+
+/* 4 GiB (KASM_PMUX_BULK_MB) service -> helper, checked, in constant memory; nslots > 0:
+ * through a shared window of that many slots, every byte of it. */
+static void bulk_run(uint32_t nslots)
 {
     struct side a, b;
     struct pmux_stream *s;
@@ -1340,7 +1354,10 @@ static void test_bulk_constant_memory(void **state)
 
     if (env && atoi(env) > 0)
         total = (uint64_t)atoi(env) << 20;
-    start_default(&a, MODE_ECHO, &b, MODE_HOLD, 0); /* default 1 MiB window */
+    if (nslots)
+        start_shared(&a, &b, MODE_HOLD, nslots);
+    else
+        start_default(&a, MODE_ECHO, &b, MODE_HOLD, 0); /* default 2 MiB window */
     before = peak_rss_kib();
     assert_int_equal(pmux_open(a.m, &s, &e), 0);
     assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
@@ -1382,12 +1399,412 @@ static void test_bulk_constant_memory(void **state)
     print_message("bulk: %llu MiB moved, peak memory %llu KiB -> %llu KiB\n",
                   (unsigned long long)(total >> 20), (unsigned long long)before,
                   (unsigned long long)after);
-    if (before == 0 && after == 0)
-        UNIT_SKIP("peak memory is not available here");
-    assert_true(after - before < 64 * 1024);
+    /* a 2 MiB credit window holds at most 8 slots: the writer never runs out of 16 */
+    assert_int_equal(pmux_shared_bytes(a.m), nslots ? total : 0);
+    assert_int_equal(pmux_shared_bytes(b.m), nslots ? total : 0);
     pmux_close(s);
     side_free(&a);
     side_free(&b);
+    if (before == 0 && after == 0)
+        UNIT_SKIP("peak memory is not available here");
+    assert_true(after - before < 64 * 1024);
+}
+
+static void test_bulk_constant_memory(void **state)
+{
+    bulk_run(0);
+}
+
+static void test_bulk_shared_constant_memory(void **state)
+{
+    bulk_run(16);
+}
+
+/* ---- the shared window ---- */
+
+/* A window of nslots slots: *w the service's, *r the helper's read-only view of it. */
+static void window_pair(uint32_t nslots, struct pshm **w, struct pshm **r)
+{
+    struct err e = ERR_INIT;
+    intptr_t h = 0;
+
+    if (pshm_create((size_t)nslots * PROTO_DATA_MAX, w, &e) < 0)
+        fail_msg("pshm_create: %s", e.msg);
+    assert_int_equal(pshm_share(*w, &h, &e), 0);
+#ifndef _WIN32
+    h = dup((int)h); /* POSIX shares the window's own fd; the reader takes a copy of it */
+#endif
+    if (pshm_open_reader(h, (size_t)nslots * PROTO_DATA_MAX, r, &e) < 0)
+        fail_msg("pshm_open_reader: %s", e.msg);
+    assert_true(pshm_writable(*w));
+    assert_false(pshm_writable(*r));
+}
+
+/* a (service) and b (helper, mode mb) sharing a window of nslots slots. */
+static void start_shared(struct side *a, struct side *b, enum mode mb, uint32_t nslots)
+{
+    struct pmux_config ca, cb;
+    struct proto_hello pa, pb;
+    struct err e = ERR_INIT;
+
+    side_init(a, MODE_ECHO);
+    side_init(b, mb);
+    side_config(a, &ca, "service", 1);
+    side_config(b, &cb, "helper", 0);
+    window_pair(nslots, &ca.shared, &cb.shared);
+    start_pair(a, &ca, b, &cb);
+    assert_int_equal(pmux_wait_ready(a->m, 0, &pa, &e), 0);
+    assert_int_equal(pmux_wait_ready(b->m, 0, &pb, &e), 0);
+    assert_int_equal(pa.shared, nslots * PROTO_DATA_MAX);
+    assert_int_equal(pb.shared, nslots * PROTO_DATA_MAX);
+}
+
+/* Service -> helper DATA goes through the window (the bytes arrive, the counters say so);
+ * helper -> service DATA does not. */
+static void test_shared_window_echo(void **state)
+{
+    struct side a, b;
+    size_t len = 3 * 1024 * 1024 + 12345;
+
+    start_shared(&a, &b, MODE_ECHO, 16);
+    echo_roundtrip(a.m, len, 99);
+    echo_roundtrip(a.m, 1, 7);
+    assert_int_equal(pmux_shared_bytes(a.m), len + 1);
+    assert_int_equal(pmux_shared_bytes(b.m), len + 1);
+    side_free(&a);
+    side_free(&b);
+}
+
+/* Writes len bytes of pattern seed on s (service side); asserts success. */
+static void write_pattern(struct pmux_stream *s, size_t len, uint32_t seed)
+{
+    uint8_t *buf = malloc(len);
+    struct err e = ERR_INIT;
+
+    assert_non_null(buf);
+    fill_pattern(buf, len, seed);
+    if (pmux_write_data(s, buf, len, &e) < 0)
+        fail_msg("write_data: %s", e.msg);
+    free(buf);
+}
+
+/* Receives n DATA frames on s (not freed: into out[]), checking they carry pattern seed. */
+static void recv_pattern_frames(struct pmux_stream *s, struct proto_frame **out, int n, size_t len,
+                                uint32_t seed)
+{
+    uint8_t *want = malloc(len);
+    struct err e = ERR_INIT;
+    size_t at = 0;
+
+    fill_pattern(want, len, seed);
+    for (int i = 0; i < n; i++) {
+        if (pmux_recv(s, WAIT_MS, &out[i], &e) < 0)
+            fail_msg("recv: %s", e.msg);
+        assert_int_equal(out[i]->h.type, PROTO_DATA);
+        assert_true(at + out[i]->h.length <= len);
+        assert_memory_equal(out[i]->payload, want + at, out[i]->h.length);
+        at += out[i]->h.length;
+    }
+    assert_int_equal(at, len);
+    free(want);
+}
+
+/* A PING round trip from m: every frame the peer wrote (or queued for its sender thread)
+ * before answering has been handled by m's reader when this returns. */
+static void ping_barrier(struct pmux *m)
+{
+    struct pmux_stream *p;
+    struct proto_frame *f;
+    struct err e = ERR_INIT;
+
+    assert_int_equal(pmux_open(m, &p, &e), 0);
+    assert_int_equal(pmux_send(p, PROTO_PING, NULL, 0, &e), 0);
+    assert_int_equal(pmux_recv(p, WAIT_MS, &f, &e), 0);
+    assert_int_equal(f->h.type, PROTO_PONG);
+    pmux_frame_free(p, f);
+    pmux_close(p);
+}
+
+/* The helper holds both slots of a 2-slot window: the service goes on with plain DATA, in
+ * order; slots the helper frees, or that a closed stream held, come back. */
+static void test_shared_window_fallback(void **state)
+{
+    struct side a, b;
+    struct pmux_stream *s;
+    struct proto_frame *f[4];
+    struct err e = ERR_INIT;
+    enum { PIECE = PROTO_DATA_MAX };
+
+    start_shared(&a, &b, MODE_HOLD, 2);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    struct held h = hold_wait(&b, 0);
+
+    write_pattern(s, 4 * PIECE, 1); /* 1 MiB: within the 2 MiB credit, 4 frames */
+    recv_pattern_frames(h.s, f, 4, 4 * PIECE, 1);
+    assert_true(f[0]->shared_slot && f[1]->shared_slot);
+    assert_true(!f[2]->shared_slot && !f[3]->shared_slot);
+    assert_int_equal(pmux_shared_bytes(a.m), 2 * PIECE);
+    for (int i = 0; i < 4; i++)
+        pmux_frame_free(h.s, f[i]);
+    ping_barrier(a.m); /* the service has seen the two SHARED_FREE */
+
+    /* both slots free again: the next two frames use them; held in the queue, not taken */
+    write_pattern(s, 2 * PIECE, 2);
+    uint64_t end = plat_monotonic_ms() + WAIT_MS;
+    while (pmux_shared_bytes(b.m) < 4 * PIECE && plat_monotonic_ms() < end)
+        plat_sleep_ms(5);
+    assert_int_equal(pmux_shared_bytes(a.m), 4 * PIECE);
+    assert_int_equal(pmux_shared_bytes(b.m), 4 * PIECE);
+
+    /* the helper closes the stream with them queued: the slots go back all the same */
+    plat_mutex_lock(b.mu);
+    b.nheld = 0;
+    plat_mutex_unlock(b.mu);
+    pmux_frame_free(h.s, h.first);
+    pmux_close(h.s);
+    pmux_close(s);
+    ping_barrier(a.m);
+
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    h = hold_wait(&b, 0);
+    write_pattern(s, 2 * PIECE, 3);
+    recv_pattern_frames(h.s, f, 2, 2 * PIECE, 3);
+    assert_true(f[0]->shared_slot && f[1]->shared_slot);
+    assert_int_equal(pmux_shared_bytes(a.m), 6 * PIECE);
+    pmux_frame_free(h.s, f[0]);
+    pmux_frame_free(h.s, f[1]);
+    pmux_close(s);
+    side_free(&a);
+    side_free(&b);
+}
+
+/* pmux_write_data_from: fill() writes in place (a slot, or the spare buffer without one);
+ * a fill error is passed on and nothing is sent; 0 bytes sends nothing. */
+struct fill_ctx {
+    uint32_t seed;
+    uint8_t *last_buf;
+    int fail;
+};
+
+static int fill_seeded(void *ctx, uint8_t *buf, size_t cap, size_t *n, struct err *e)
+{
+    struct fill_ctx *c = ctx;
+    c->last_buf = buf;
+    if (c->fail)
+        return err_set(e, ERR_NETWORK, "the client went away");
+    fill_pattern(buf, cap / 2, c->seed);
+    *n = cap / 2;
+    return 0;
+}
+
+static void test_write_data_from(void **state)
+{
+    for (int shared = 0; shared < 2; shared++) {
+        struct side a, b;
+        struct pmux_stream *s;
+        struct proto_frame *f;
+        struct err e = ERR_INIT;
+        struct fill_ctx c = {5, NULL, 0};
+        uint8_t *spare = malloc(PROTO_DATA_MAX);
+        size_t sent = 0;
+
+        if (shared)
+            start_shared(&a, &b, MODE_HOLD, 4);
+        else
+            start_default(&a, MODE_ECHO, &b, MODE_HOLD, 0);
+        assert_int_equal(pmux_open(a.m, &s, &e), 0);
+        assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+        struct held h = hold_wait(&b, 0);
+
+        assert_int_equal(pmux_write_data_from(s, 1000, spare, fill_seeded, &c, &sent, &e), 0);
+        assert_int_equal(sent, 500);
+        assert_true(shared ? c.last_buf != spare : c.last_buf == spare);
+        c.fail = 1;
+        assert_int_equal(pmux_write_data_from(s, 1000, spare, fill_seeded, &c, &sent, &e),
+                         ERR_NETWORK);
+        assert_int_equal(sent, 0);
+        assert_non_null(strstr(e.msg, "went away"));
+        assert_int_equal(pmux_send(s, PROTO_END, NULL, 0, &e), 0);
+
+        recv_pattern_frames(h.s, &f, 1, 500, 5);
+        assert_int_equal(f->shared_slot != 0, shared);
+        pmux_frame_free(h.s, f);
+        assert_int_equal(pmux_recv(h.s, WAIT_MS, &f, &e), 0);
+        assert_int_equal(f->h.type, PROTO_END); /* the failed fill sent nothing */
+        pmux_frame_free(h.s, f);
+        assert_int_equal(pmux_shared_bytes(a.m), shared ? 500 : 0);
+        pmux_close(s);
+        side_free(&a);
+        side_free(&b);
+        free(spare);
+    }
+}
+
+/*
+ * A mux with a window against a raw peer that did the handshake. helper = 1: the mux is the
+ * helper reading a window of nslots slots (0: none) and the raw peer the service; helper = 0:
+ * the mux is the service writing one (0: none), the raw peer a helper that says it mapped it.
+ */
+static void start_raw_shared(struct side *a, int helper, uint32_t nslots, struct pchan **raw)
+{
+    struct pmux_config ca;
+    struct pshm *w = NULL, *r = NULL;
+    struct pchan *x;
+    struct proto_hello h;
+    struct err e = ERR_INIT;
+    static char buf[PROTO_JSON_MAX];
+    char *json;
+    size_t len;
+
+    side_init(a, MODE_HOLD);
+    side_config(a, &ca, helper ? "helper" : "service", !helper);
+    if (nslots)
+        window_pair(nslots, &w, &r);
+    ca.shared = helper ? r : w;
+    pshm_free(helper ? w : r);
+    assert_int_equal(pchan_pair(&x, raw, &e), 0);
+    assert_int_equal(pmux_start(x, &ca, &a->m, &e), 0);
+    struct proto_header hd = raw_recv(*raw, buf, sizeof(buf));
+    assert_int_equal(hd.type, PROTO_HELLO);
+    proto_hello_init(&h, helper ? "service" : "helper");
+    h.window = 65536;
+    h.shared = nslots * PROTO_DATA_MAX;
+    assert_int_equal(proto_hello_encode(&h, &json, &len, &e), 0);
+    raw_send(*raw, PROTO_HELLO, 0, json, len);
+    free(json);
+    assert_int_equal(pmux_wait_ready(a->m, WAIT_MS, NULL, &e), 0);
+}
+
+/* The raw peer's act breaks the window's rules: the mux closes the channel saying why. */
+static void expect_shared_violation(int helper, uint32_t nslots, void (*act)(struct pchan *raw),
+                                    const char *why)
+{
+    struct side a;
+    struct pchan *raw;
+
+    start_raw_shared(&a, helper, nslots, &raw);
+    act(raw);
+    wait_until(&a.closes, 1);
+    print_message("closed: %s\n", a.close_err.msg);
+    assert_non_null(strstr(a.close_err.msg, why));
+    assert_false(pmux_alive(a.m));
+    side_free(&a);
+    pchan_close(raw);
+}
+
+static void raw_data_shared(struct pchan *raw, uint32_t id, uint32_t slot, uint32_t len)
+{
+    uint8_t pl[PROTO_DATA_SHARED_LEN];
+    proto_data_shared_encode(pl, slot, len);
+    raw_send(raw, PROTO_DATA_SHARED, id, pl, sizeof(pl));
+}
+
+static void act_ds_slot(struct pchan *raw, uint32_t slot, uint32_t len)
+{
+    raw_send(raw, PROTO_UPLOAD_BEGIN, 1, "{}", 2);
+    raw_data_shared(raw, 1, slot, len);
+}
+static void act_ds_good(struct pchan *raw)
+{
+    act_ds_slot(raw, 1, 100);
+}
+static void act_ds_out_of_range(struct pchan *raw)
+{
+    act_ds_slot(raw, 2, 100);
+}
+static void act_ds_empty(struct pchan *raw)
+{
+    act_ds_slot(raw, 0, 0);
+}
+static void act_ds_too_long(struct pchan *raw)
+{
+    act_ds_slot(raw, 0, PROTO_DATA_MAX + 1);
+}
+static void act_ds_reused(struct pchan *raw)
+{
+    act_ds_slot(raw, 1, 100);
+    raw_data_shared(raw, 1, 1, 100); /* the helper still holds it (MODE_HOLD) */
+}
+static void act_ds_from_helper(struct pchan *raw)
+{
+    raw_send(raw, PROTO_UPLOAD_BEGIN, 2, "{}", 2);
+    raw_data_shared(raw, 2, 0, 100);
+}
+static void act_sf_never_lent(struct pchan *raw)
+{
+    uint8_t pl[PROTO_SHARED_FREE_LEN];
+    proto_shared_free_encode(pl, 0);
+    raw_send(raw, PROTO_SHARED_FREE, 0, pl, sizeof(pl));
+}
+
+static void test_shared_window_violations(void **state)
+{
+    /* the helper's reader checks every slot reference */
+    expect_shared_violation(1, 0, act_ds_good, "reads no shared window");
+    expect_shared_violation(1, 2, act_ds_out_of_range, "slots of");
+    expect_shared_violation(1, 2, act_ds_empty, "slots of");
+    expect_shared_violation(1, 2, act_ds_too_long, "slots of");
+    expect_shared_violation(1, 2, act_ds_reused, "reused slot 1");
+    /* the service takes no slot references and frees only what it lent */
+    expect_shared_violation(0, 2, act_ds_from_helper, "reads no shared window");
+    expect_shared_violation(0, 2, act_sf_never_lent, "which it did not have");
+    expect_shared_violation(0, 0, act_sf_never_lent, "lent it no shared window");
+}
+
+/* DESIGN.md security rule: the helper's handle to the window can map it read-only and
+ * nothing else (no writable view, no resize, no writes); a window the reader is handed must
+ * be one (sealed, big enough). */
+static void test_shared_window_read_only(void **state)
+{
+    struct pshm *w = NULL, *r = NULL;
+    struct err e = ERR_INIT;
+    intptr_t h = 0;
+    size_t size = 2 * PROTO_DATA_MAX;
+
+    assert_int_equal(pshm_create(size, &w, &e), 0);
+    assert_int_equal(pshm_share(w, &h, &e), 0);
+    memset(pshm_base(w), 0x5a, size); /* the writer's view is writable */
+#ifdef _WIN32
+    assert_null(MapViewOfFile((HANDLE)h, FILE_MAP_WRITE, 0, 0, size));
+    assert_int_equal(GetLastError(), ERROR_ACCESS_DENIED);
+    void *ro = MapViewOfFile((HANDLE)h, FILE_MAP_READ, 0, 0, size);
+    assert_non_null(ro);
+    assert_int_equal(((uint8_t *)ro)[size - 1], 0x5a);
+    UnmapViewOfFile(ro);
+    /* a view larger than the window is refused */
+    assert_int_equal(pshm_open_reader(h, size + 4096, &r, &e), ERR_INVALID);
+    assert_int_equal(pshm_share(w, &h, &e), 0);
+#else
+    int fd = (int)h;
+    assert_true(mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+    assert_int_equal(errno, EPERM);
+    assert_int_equal(ftruncate(fd, 0), -1);
+    assert_int_equal(ftruncate(fd, (off_t)size * 2), -1);
+    assert_int_equal(pwrite(fd, "x", 1, 0), -1);
+    assert_int_equal(pshm_open_reader(dup(fd), size + 4096, &r, &e), ERR_INVALID);
+    assert_non_null(strstr(e.msg, "not a window"));
+    {
+        /* an ordinary file could be truncated under the reader: refused */
+        char dir[1024], path[1100];
+        assert_int_equal(td_make("pshm", dir, sizeof(dir)), 0);
+        assert_int_equal(fs_join(dir, "plain", path, sizeof(path), NULL), 0);
+        int pfd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+        assert_true(pfd >= 0);
+        assert_int_equal(ftruncate(pfd, (off_t)size), 0);
+        assert_int_equal(pshm_open_reader(pfd, size, &r, &e), ERR_INVALID);
+        assert_non_null(strstr(e.msg, "not sealed"));
+        td_remove_tree(dir);
+    }
+    h = dup(fd);
+#endif
+    assert_int_equal(pshm_open_reader(h, size, &r, &e), 0);
+    assert_int_equal(pshm_base(r)[0], 0x5a);
+    pshm_base(w)[0] = 0x33; /* one memory: the reader sees the writer's stores */
+    assert_int_equal(((volatile uint8_t *)pshm_base(r))[0], 0x33);
+    pshm_free(r);
+    pshm_free(w);
 }
 
 int main(int argc, char **argv)
@@ -1422,6 +1839,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pchan_basics),
         cmocka_unit_test(test_write_file),
         cmocka_unit_test(test_bulk_constant_memory),
+        cmocka_unit_test(test_bulk_shared_constant_memory),
+        cmocka_unit_test(test_shared_window_echo),
+        cmocka_unit_test(test_shared_window_fallback),
+        cmocka_unit_test(test_write_data_from),
+        cmocka_unit_test(test_shared_window_violations),
+        cmocka_unit_test(test_shared_window_read_only),
     };
     return UNIT_RUN("pmux", tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include "pchan.h"
 #include "plat.h"
 #include "proto.h"
+#include "pshm.h"
 #include "serve.h"
 #include "shot.h"
 
@@ -33,8 +34,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage:\n"
-            "  " PROG " --channel HANDLE --session-id ID [--debug] [--max-uploads N]\n"
-            "                 [--downloads DIR]\n"
+            "  " PROG " --channel HANDLE --session-id ID [--shared HANDLE --shared-size N]\n"
+            "                 [--debug] [--max-uploads N] [--downloads DIR]\n"
             "  " PROG " --version | --help\n"
             "\n"
             "The session helper of the Kasm open agent %s. The agent service starts one for\n"
@@ -49,6 +50,9 @@ static void usage(FILE *out)
             "Options:\n"
             "  --channel HANDLE  The inherited channel to the service (given by the service).\n"
             "  --session-id ID   The terminal session this helper serves (given by the service).\n"
+            "  --shared HANDLE   The service's shared window, read-only (given by the service):\n"
+            "                    uploaded bytes arrive there instead of through the channel.\n"
+            "  --shared-size N   Its size in bytes (given with --shared).\n"
             "  --debug           Log debug lines, and also print the log on stderr.\n"
             "  --max-uploads N   Upload chunks received at once (the service's\n"
             "                    max_concurrent_uploads); more are answered 503.\n"
@@ -79,8 +83,10 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 int main(int argc, char **argv)
 {
     const char *channel = NULL, *session = NULL, *downloads_opt = NULL, *max_uploads_opt = NULL;
+    const char *shared_opt = NULL, *shared_size_opt = NULL;
     char downloads[4096], user[PROTO_NAME_MAX], profile[4096];
-    unsigned long long handle = 0, sid = 0, max_uploads = 0;
+    unsigned long long handle = 0, sid = 0, max_uploads = 0, shm_handle = 0, shm_size = 0;
+    struct pshm *shared = NULL;
     struct hlp_options opt;
     struct log_options lo;
     struct pchan *ch = NULL;
@@ -107,6 +113,14 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--session-id") == 0 && i + 1 < argc) {
             session = argv[++i];
+            continue;
+        }
+        if (strcmp(argv[i], "--shared") == 0 && i + 1 < argc) {
+            shared_opt = argv[++i];
+            continue;
+        }
+        if (strcmp(argv[i], "--shared-size") == 0 && i + 1 < argc) {
+            shared_size_opt = argv[++i];
             continue;
         }
         if (strcmp(argv[i], "--max-uploads") == 0 && i + 1 < argc) {
@@ -138,6 +152,15 @@ int main(int argc, char **argv)
                 max_uploads_opt);
         return 2;
     }
+    if (!shared_opt != !shared_size_opt ||
+        (shared_opt && (parse_uint(shared_opt, (unsigned long long)INTPTR_MAX, &shm_handle) < 0 ||
+                        parse_uint(shared_size_opt, UINT32_MAX, &shm_size) < 0 || !shm_size))) {
+        fprintf(stderr,
+                "%s: --shared HANDLE and --shared-size BYTES go together (handle and size "
+                "numbers, as the service passes them)\n",
+                PROG);
+        return 2;
+    }
     if (session && parse_uint(session, UINT32_MAX, &sid) < 0) {
         fprintf(stderr, "%s: --session-id %s: expected a session number\n", PROG, session);
         return 2;
@@ -163,9 +186,13 @@ int main(int argc, char **argv)
     if (hlp_profile_find(profile, sizeof(profile), &pr_err) < 0)
         log_warning("file mappings through this helper are off: %s", pr_err.msg);
 
+    if (shared_opt && pshm_open_reader((intptr_t)shm_handle, (size_t)shm_size, &shared, &e) < 0)
+        log_warning("%s; uploads arrive through the channel alone", e.msg); /* slower, works */
+    err_clear(&e);
     rc = pchan_from_os((intptr_t)handle, &ch, &e);
     if (rc < 0) {
         fprintf(stderr, "%s: cannot use the channel %s: %s\n", PROG, channel, e.msg);
+        pshm_free(shared);
         log_shutdown();
         return 1;
     }
@@ -178,6 +205,7 @@ int main(int argc, char **argv)
     opt.user = user;
     opt.forward_logs = 1;
     opt.max_uploads = (unsigned)max_uploads;
+    opt.shared = shared; /* hlp_serve owns it from here */
     rc = hlp_serve(ch, &opt, &e);
     if (rc < 0)
         fprintf(stderr, "%s: %s\n", PROG, e.msg);

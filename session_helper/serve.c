@@ -18,6 +18,7 @@
 #include "pmux.h"
 #include "profile_put.h"
 #include "proto.h"
+#include "pshm.h"
 #include "shot.h"
 #include "upload.h"
 
@@ -326,7 +327,10 @@ static void hlp_upload(struct hlp_server *srv, struct pmux_stream *s,
     if (res.status >= 500)
         log_warning("upload failed: %d %s", res.status, res.message);
     else
-        log_debug("request %u: upload answered %d %s", pmux_stream_id(s), res.status, res.message);
+        log_debug("request %u: upload answered %d %s (%llu bytes through the shared window "
+                  "so far)",
+                  pmux_stream_id(s), res.status, res.message,
+                  (unsigned long long)pmux_shared_bytes(srv->mux));
 out:
     if (q)
         upl_request_abort(q);
@@ -498,16 +502,19 @@ int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e)
     struct upl_config ucfg;
     struct proto_hello peer;
     struct err root_err = ERR_INIT;
+    size_t shared_size = 0;
     int rc, hooked = 0;
 
     if (!srv) {
         pchan_close(ch);
+        pshm_free(opt->shared);
         return err_set(e, ERR_NOMEM, "out of memory starting the session helper");
     }
     srv->max_workers = opt->max_workers ? opt->max_workers : HLP_WORKERS_DEFAULT;
     srv->slots = calloc(srv->max_workers, sizeof(*srv->slots));
     if (!srv->slots) {
         pchan_close(ch);
+        pshm_free(opt->shared);
         rc = err_set(e, ERR_NOMEM, "out of memory starting the session helper");
         goto out;
     }
@@ -516,6 +523,7 @@ int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e)
     if ((rc = plat_mutex_create(&srv->lock, e)) < 0 || (rc = plat_cond_create(&srv->cond, e)) < 0 ||
         (rc = upl_registry_create(&ucfg, &srv->uploads, e)) < 0) {
         pchan_close(ch);
+        pshm_free(opt->shared);
         goto out;
     }
     if (opt->downloads) {
@@ -541,6 +549,8 @@ int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e)
     cfg.on_request = hlp_on_request;
     cfg.on_close = hlp_on_close;
     cfg.ctx = srv;
+    cfg.shared = opt->shared;
+    shared_size = opt->shared ? pshm_size(opt->shared) : 0; /* the mux owns it from here */
     rc = pmux_start(ch, &cfg, &srv->mux, e);
     if (rc < 0) {
         srv->mux = NULL;
@@ -564,6 +574,13 @@ int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e)
              srv->have_root ? srv->root : "unavailable");
     if (!srv->have_root)
         log_error("%s; downloads and uploads answer 503", root_err.msg);
+    if (shared_size && peer.shared == shared_size)
+        log_info("uploads arrive through the service's shared window (%lu KiB), not the channel",
+                 (unsigned long)(peer.shared / 1024));
+    else if (peer.shared || shared_size)
+        log_warning("the shared window is not in use (the service has %lu bytes, this helper "
+                    "%lu); uploads arrive through the channel",
+                    (unsigned long)peer.shared, (unsigned long)shared_size);
 
     plat_mutex_lock(srv->lock);
     while (!srv->closed)

@@ -23,6 +23,8 @@
 #include "err.h"
 #include "pchan.h"
 
+struct pshm;
+
 #define HLP_WORKERS_DEFAULT 32
 
 struct hlp_options {
@@ -36,13 +38,15 @@ struct hlp_options {
                                     0: the engine's default */
     uint32_t ready_timeout_ms;   /* wait for the service's HELLO; 0: 30000 */
     int forward_logs;            /* 1: log records go to the service as LOG frames */
+    struct pshm *shared;         /* the service's shared window, read-only (pshm_open_reader),
+                                    or NULL; hlp_serve takes it over like the channel */
 };
 
 /*
- * Serves the channel ch (taken over, also on failure) until it closes. 0 when the channel
- * ended after a good handshake; ERR_PROTOCOL when the service is another version (or not a
- * kasm service); ERR_TIMEOUT / ERR_IO when no HELLO came. Every worker has finished and
- * every file is closed when this returns.
+ * Serves the channel ch (taken over with opt->shared, also on failure) until it closes. 0 when
+ * the channel ended after a good handshake; ERR_PROTOCOL when the service is another version
+ * (or not a kasm service); ERR_TIMEOUT / ERR_IO when no HELLO came. Every worker has finished
+ * and every file is closed when this returns.
  */
 int hlp_serve(struct pchan *ch, const struct hlp_options *opt, struct err *e);
 

@@ -22,12 +22,16 @@
 #include "plat.h"
 #include "pmux.h"
 #include "proto.h"
+#include "pshm.h"
 #include "sesm.h"
 #include "sesm_int.h"
 #include "sess_plat.h"
 
 #define SESM_STOP_GRACE_MS 5000u /* a stopped helper gets this long to exit before a kill */
 #define SESM_TICK_MS       50u   /* monitor wake-up while a helper's HELLO is awaited */
+/* The shared window given to each helper (pmux.h): 16 slots of PROTO_DATA_MAX, twice what
+ * one upload's 2 MiB credit window can hold, so a lone upload never waits for a slot. */
+#define SESM_SHARED_BYTES (16u * PROTO_DATA_MAX)
 
 enum sesm_state {
     SESM_STARTING,
@@ -187,7 +191,9 @@ static int sesm_spawn(struct sesm *m, struct sesm_slot *s, struct err *e)
 {
     struct sesm_inst *inst = NULL;
     struct pchan *chan = NULL;
+    struct pshm *shared = NULL;
     struct pmux_config pc;
+    struct err we = ERR_INIT;
     int rc;
 
     inst = calloc(1, sizeof(*inst));
@@ -197,7 +203,10 @@ static int sesm_spawn(struct sesm *m, struct sesm_slot *s, struct err *e)
     inst->session_id = s->info.id;
     snprintf(inst->user, sizeof(inst->user), "%s", s->info.user);
     inst->refs = 1;
-    if ((rc = sess_spawn(&m->cfg, &s->info, &inst->proc, &chan, e)) < 0)
+    if (pshm_create(SESM_SHARED_BYTES, &shared, &we) < 0)
+        log_warning("session %u (%s): %s; uploads to its helper go through the channel alone",
+                    (unsigned)s->info.id, s->info.user, we.msg);
+    if ((rc = sess_spawn(&m->cfg, &s->info, shared, &inst->proc, &chan, e)) < 0)
         goto out;
     inst->started_ms = plat_monotonic_ms();
 
@@ -210,8 +219,10 @@ static int sesm_spawn(struct sesm *m, struct sesm_slot *s, struct err *e)
     pc.on_log = sesm_on_log;
     pc.on_close = sesm_on_close;
     pc.ctx = inst;
-    rc = pmux_start(chan, &pc, &inst->mux, e); /* owns chan from here */
+    pc.shared = shared;
+    rc = pmux_start(chan, &pc, &inst->mux, e); /* owns chan and shared from here */
     chan = NULL;
+    shared = NULL;
     if (rc < 0) {
         sess_proc_kill(inst->proc);
         goto out;
@@ -229,6 +240,7 @@ static int sesm_spawn(struct sesm *m, struct sesm_slot *s, struct err *e)
 out:
     if (chan)
         pchan_close(chan);
+    pshm_free(shared);
     if (inst) {
         sess_proc_free(inst->proc);
         free(inst);
@@ -427,9 +439,10 @@ static uint32_t sesm_pass(struct sesm *m)
                 int rc = pmux_wait_ready(inst->mux, 0, &peer, &e);
                 if (rc == 0) {
                     log_info("session %u (%s): helper pid %lu is ready (HELLO: role %s, "
-                             "version %s, session %u, user %s)",
+                             "version %s, session %u, user %s, shared window %lu KiB)",
                              (unsigned)s->info.id, s->info.user, sess_proc_pid(inst->proc),
-                             peer.role, peer.version, (unsigned)peer.session_id, peer.user);
+                             peer.role, peer.version, (unsigned)peer.session_id, peer.user,
+                             (unsigned long)(peer.shared / 1024));
                     if (peer.session_id != s->info.id)
                         log_warning("session %u: the helper says it is in session %u",
                                     (unsigned)s->info.id, (unsigned)peer.session_id);

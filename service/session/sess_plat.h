@@ -13,6 +13,7 @@
 #include "sesm.h"
 
 struct pchan;
+struct pshm;
 
 struct sess_info {
     uint32_t id;      /* terminal session id (Windows) / logind or declared id (POSIX) */
@@ -32,17 +33,20 @@ int sess_enumerate(const struct sesm_config *cfg, struct sess_info **out, size_t
 struct sess_proc;
 
 /*
- * Starts the helper for session s with the private channel; *chan is the service's end.
+ * Starts the helper for session s with the private channel; *chan is the service's end. When
+ * shared (a window from pshm_create, still the caller's) is not NULL, the helper also gets a
+ * read-only handle to it (pshm_share) and its size.
  * Windows: WTSQueryUserToken (retried on ERROR_NO_TOKEN 1008), CreateEnvironmentBlock, a
  * pipe with a random name and a DACL for SYSTEM + the user's SID (first instance, remote
  * rejected), the client end inherited through PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
  * CreateProcessAsUserW on winsta0\default, the process put in the manager's job object
  * (kill on close). POSIX: socketpair, fork; as root: initgroups/setgid/setuid to the
  * user, HOME/USER/LOGNAME set; exec. Helper command line:
- *   session_helper --channel <os handle> --session-id <id> [--debug]
+ *   session_helper --channel <os handle> --session-id <id> [--shared <os handle>
+ *       --shared-size <bytes>] [--debug] [--max-uploads <n>]
  */
-int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
-               struct pchan **chan, struct err *e);
+int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct pshm *shared,
+               struct sess_proc **proc, struct pchan **chan, struct err *e);
 unsigned long sess_proc_pid(const struct sess_proc *p);
 /* 1 if exited (*exit_code set), 0 if still running after timeout_ms. */
 int sess_proc_wait(struct sess_proc *p, uint32_t timeout_ms, int *exit_code);

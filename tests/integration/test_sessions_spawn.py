@@ -14,6 +14,7 @@ Usage: test_sessions_spawn.py --bin-dir DIR
 Exit status 0 when every check passes; each check prints "ok" or "FAIL" with the reason.
 """
 import argparse
+import mmap
 import os
 import pwd
 import re
@@ -223,10 +224,47 @@ class Checks:
         check("helper[session 1]: " in text, "no LOG line from the helper of session 1")
         check("HELLO: role helper" in text, "the helper's HELLO is not logged")
 
+    def check_window(self, pid, n, agent, windows):
+        """The helper's fd n is a shared window of the agent's, named by --shared, that no
+        one can map writable or resize (sealed: DESIGN.md, Security rules), even reopened."""
+        path = f"/proc/{pid}/fd/{n}"
+        ino = os.stat(path).st_ino
+        agent_inos = set()
+        for an in agent:
+            try:
+                agent_inos.add(os.stat(f"/proc/{self.agent.pid}/fd/{an}").st_ino)
+            except FileNotFoundError:
+                pass
+        check(ino in agent_inos, f"helper {pid}: its window (fd {n}) is not one of the agent's")
+        cmd = proc_cmdline(pid)
+        check(cmd[cmd.index(b"--shared") + 1] == str(n).encode(),
+              f"helper {pid}: --shared is not its fd {n}")
+        size = int(cmd[cmd.index(b"--shared-size") + 1])
+        check(os.stat(path).st_size == size, f"helper {pid}: the window is not {size} bytes")
+        fd = os.open(path, os.O_RDWR)  # root reopening it: the seals hold all the same
+        try:
+            try:
+                mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                check(False, f"helper {pid}: its window can be mapped writable")
+            except PermissionError:
+                pass
+            for bad in (0, size * 2):
+                try:
+                    os.ftruncate(fd, bad)
+                    check(False, f"helper {pid}: its window can be resized to {bad}")
+                except PermissionError:
+                    pass
+            view = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+            view.close()
+        finally:
+            os.close(fd)
+        windows.append(ino)
+
     def test_helper_fds_are_only_the_channel(self):
-        """Each helper holds stdin/stdout/stderr and ONE socket, the channel, whose peer is
-        in the agent: nothing else of the agent (log file, TLS listener, the other helper's
-        channel) leaked into it (DESIGN.md, Security rules: socketpair, nothing else)."""
+        """Each helper holds stdin/stdout/stderr, ONE socket, the channel, whose peer is in
+        the agent, and its own sealed shared window: nothing else of the agent (log file, TLS
+        listener, the other helper's channel or window) leaked into it (DESIGN.md, Security
+        rules: socketpair and window, nothing else)."""
         agent = fd_targets(self.agent.pid)
         agent_socks = {socket_inode(v) for v in agent.values()} - {None}
         check(any(v == os.path.realpath(self.log) for v in agent.values()),
@@ -235,7 +273,7 @@ class Checks:
               "TLS listener and two channels at least")
         streams = unix_stream_inodes()
         peers = unix_peers()
-        channels = []
+        channels, windows = [], []
         for sid in (1, 2):
             pid = self.ready_pids(sid)[-1]
             fds = fd_targets(pid)
@@ -244,8 +282,14 @@ class Checks:
                       f"helper {pid}: fd {n} is {fds.get(n)!r}, want the agent's "
                       f"{agent.get(n)!r} or /dev/null")
             extra = {n: v for n, v in fds.items() if n > 2}
+            windows_fds = {n: v for n, v in extra.items() if v.startswith("/memfd:kasm-shared")}
+            check(len(windows_fds) == 1, f"helper {pid} of session {sid} has no shared window "
+                  f"(descriptors {extra})")
+            (wn, _), = windows_fds.items()
+            self.check_window(pid, wn, agent, windows)
+            del extra[wn]
             check(len(extra) == 1, f"helper {pid} of session {sid} has descriptors {extra}, "
-                  "want only its channel (something of the agent leaked into it)")
+                  "want only its channel and its window (something of the agent leaked into it)")
             (n, target), = extra.items()
             ino = socket_inode(target)
             check(ino is not None, f"helper {pid}: fd {n} is {target!r}, not a socket")
@@ -260,6 +304,7 @@ class Checks:
                       f"({peers.get(ino)}) is not a socket of the agent {sorted(agent_socks)}")
             channels.append(ino)
         check(channels[0] != channels[1], "the two helpers share a channel")
+        check(windows[0] != windows[1], "the two helpers share a window")
         if peers is None:
             print("note: no `ss`: the channel's peer was not checked")
 

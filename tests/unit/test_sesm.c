@@ -22,6 +22,7 @@
 #include "plat.h"
 #include "pmux.h"
 #include "proto.h"
+#include "pshm.h"
 #include "sesm.h"
 #include "sesm_int.h"
 #include "sess_plat.h"
@@ -813,8 +814,12 @@ static void test_spawn_private_pipe(void **state)
     assert_non_null(bait);
     for (int i = 0; i < 2; i++) {
         HANDLE h;
-        if (sess_spawn(&cfg, &s, &proc[i], &chan[i], &e) < 0)
+        struct pshm *window = NULL;
+        if (i == 0) /* one helper with a shared window, one without */
+            assert_int_equal(pshm_create(PROTO_DATA_MAX, &window, &e), 0);
+        if (sess_spawn(&cfg, &s, window, &proc[i], &chan[i], &e) < 0)
             fail_msg("sess_spawn: %s", e.msg);
+        pshm_free(window);
         h = (HANDLE)pchan_os_handle(chan[i]);
         pipe_check_dacl(h, tu->User.Sid);
         pipe_check_info(h);

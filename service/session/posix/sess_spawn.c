@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "pchan.h"
+#include "pshm.h"
 #include "plat.h"
 #include "sess_plat.h"
 #include "sess_user.h"
@@ -53,18 +54,36 @@ static void sess_child_close_range(unsigned first, unsigned last)
 }
 
 /*
- * Leaves the child only stdin/stdout/stderr, the channel and the error pipe (close-on-exec):
- * whatever else the agent has open - a key file OpenSSL opened without O_CLOEXEC, a socket a
- * library made, another helper's channel being created on another thread - must not reach
- * a process of the user's.
+ * Leaves the child only stdin/stdout/stderr and keep[0..n) - the channel, the shared window,
+ * the error pipe (close-on-exec): whatever else the agent has open - a key file OpenSSL
+ * opened without O_CLOEXEC, a socket a library made, another helper's channel being created
+ * on another thread - must not reach a process of the user's. keep: descriptors >= 3, -1
+ * entries ignored; sorted here (n is small).
  */
-static void sess_child_close_fds(int keep_a, int keep_b)
+static void sess_child_close_fds(int *keep, int n)
 {
-    unsigned lo = (unsigned)(keep_a < keep_b ? keep_a : keep_b);
-    unsigned hi = (unsigned)(keep_a < keep_b ? keep_b : keep_a);
-    sess_child_close_range(3, lo - 1);
-    sess_child_close_range(lo + 1, hi - 1);
-    sess_child_close_range(hi + 1, ~0u);
+    unsigned next = 3;
+
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < (int)next)
+            continue;
+        sess_child_close_range(next, (unsigned)keep[i] - 1);
+        next = (unsigned)keep[i] + 1;
+    }
+    sess_child_close_range(next, ~0u);
+}
+
+/* Clears close-on-exec on fd (the child); 0 or -1. */
+static int sess_child_inherit(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+    return fl < 0 || fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0 ? -1 : 0;
 }
 
 static void sess_child_fail(int errpipe, int stage)
@@ -75,11 +94,12 @@ static void sess_child_fail(int errpipe, int stage)
     _exit(127);
 }
 
-int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
-               struct pchan **chan, struct err *e)
+int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct pshm *shared,
+               struct sess_proc **proc, struct pchan **chan, struct err *e)
 {
-    char path[4096], fdarg[16], idarg[16], uparg[16];
-    char *argv[10];
+    char path[4096], fdarg[16], idarg[16], uparg[16], shmarg[16], shmsize[24];
+    char *argv[14];
+    intptr_t shm_fd = -1;
     struct sess_env env = {{0}, 0};
     struct sess_user *u = NULL;
     char what[64];
@@ -130,6 +150,16 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     argv[argc++] = fdarg;
     argv[argc++] = "--session-id";
     argv[argc++] = idarg;
+    if (shared && (rc = pshm_share(shared, &shm_fd, e)) < 0)
+        goto out;
+    if (shm_fd >= 0) {
+        snprintf(shmarg, sizeof(shmarg), "%d", (int)shm_fd);
+        snprintf(shmsize, sizeof(shmsize), "%zu", pshm_size(shared));
+        argv[argc++] = "--shared";
+        argv[argc++] = shmarg;
+        argv[argc++] = "--shared-size";
+        argv[argc++] = shmsize;
+    }
     if (cfg->debug)
         argv[argc++] = "--debug";
     if (cfg->upload_max_in_flight) {
@@ -153,7 +183,7 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     if (pid == 0) {
         /* The child: async-signal-safe calls only. */
         struct sigaction dfl;
-        int fl;
+        int fl, keep[3] = {sv[1], ep[1], (int)shm_fd};
         memset(&dfl, 0, sizeof(dfl));
         dfl.sa_handler = SIG_DFL;
         for (int sig = 1; sig < 32; sig++)
@@ -168,9 +198,8 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        sess_child_close_fds(sv[1], ep[1]);
-        fl = fcntl(sv[1], F_GETFD);
-        if (fl < 0 || fcntl(sv[1], F_SETFD, fl & ~FD_CLOEXEC) < 0)
+        sess_child_close_fds(keep, 3);
+        if (sess_child_inherit(sv[1]) < 0 || (shm_fd >= 0 && sess_child_inherit((int)shm_fd) < 0))
             sess_child_fail(ep[1], SESS_STAGE_CHANNEL);
         execve(path, argv, env.v);
         sess_child_fail(ep[1], SESS_STAGE_EXEC);
@@ -218,6 +247,8 @@ out:
         if (ep[i] >= 0)
             close(ep[i]);
     }
+    if (shm_fd >= 0)
+        pshm_share_done(shared, shm_fd);
     sess_env_free(&env);
     free(u);
     return rc;

@@ -2,9 +2,10 @@
  * sess_spawn.c (Windows) - starts a session helper (sess_plat.h) as the session's user:
  * WTSQueryUserToken (retried on ERROR_NO_TOKEN), the user's environment block, a private
  * named pipe (random name, DACL SYSTEM + the user's SID, first instance, remote clients
- * rejected, overlapped) whose client end alone is inherited through
- * PROC_THREAD_ATTRIBUTE_HANDLE_LIST, CreateProcessAsUserW on winsta0\default (suspended),
- * the process put in the manager's job object (kill on job close), then resumed.
+ * rejected, overlapped) whose client end alone - with, when there is one, a read-only handle to
+ * the shared window (pshm.h) - is inherited through PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+ * CreateProcessAsUserW on winsta0\default (suspended), the process put in the manager's job
+ * object (kill on job close), then resumed.
  */
 #include <windows.h>
 
@@ -19,6 +20,7 @@
 
 #include "pchan.h"
 #include "plat.h"
+#include "pshm.h"
 #include "sess_plat.h"
 #include "win32/sess_token.h"
 #include "win32/pchan_win.h"
@@ -69,8 +71,8 @@ static void sess_advise(struct err *e, const char *advice)
     }
 }
 
-int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct sess_proc **proc,
-               struct pchan **chan, struct err *e)
+int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct pshm *shared,
+               struct sess_proc **proc, struct pchan **chan, struct err *e)
 {
     char path[4096];
     wchar_t *wpath = NULL, *sid = NULL, *cmd = NULL;
@@ -83,7 +85,9 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     PROCESS_INFORMATION pi;
     struct sess_proc *p = NULL;
     size_t cmd_cap;
-    wchar_t uploads[32] = L"";
+    wchar_t uploads[32] = L"", window[80] = L"";
+    HANDLE inherit[2];
+    intptr_t shm = 0;
     int rc = 0, attrs_init = 0;
 
     *proc = NULL;
@@ -132,7 +136,16 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
         goto out;
     }
 
-    /* Only the client end is inherited. */
+    /* Only the client end (and the window's read-only handle) is inherited. */
+    inherit[0] = client;
+    if (shared) {
+        if ((rc = pshm_share(shared, &shm, e)) < 0)
+            goto out;
+        inherit[1] = (HANDLE)shm;
+        _snwprintf(window, sizeof(window) / sizeof(window[0]), L" --shared %llu --shared-size %llu",
+                   (unsigned long long)(uintptr_t)shm, (unsigned long long)pshm_size(shared));
+        window[sizeof(window) / sizeof(window[0]) - 1] = 0;
+    }
     InitializeProcThreadAttributeList(NULL, 1, 0, &attrs_size);
     attrs = malloc(attrs_size);
     if (!attrs) {
@@ -144,13 +157,13 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
         goto out;
     }
     attrs_init = 1;
-    if (!UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, &client,
-                                   sizeof(client), NULL, NULL)) {
+    if (!UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, inherit,
+                                   (shm ? 2 : 1) * sizeof(HANDLE), NULL, NULL)) {
         rc = plat_win_fail(e, GetLastError(), "cannot prepare the helper's start", NULL);
         goto out;
     }
 
-    cmd_cap = wcslen(wpath) + 128;
+    cmd_cap = wcslen(wpath) + 256;
     cmd = malloc(cmd_cap * sizeof(wchar_t));
     if (!cmd) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
@@ -159,8 +172,8 @@ int sess_spawn(const struct sesm_config *cfg, const struct sess_info *s, struct 
     if (cfg->upload_max_in_flight)
         _snwprintf(uploads, sizeof(uploads) / sizeof(uploads[0]), L" --max-uploads %u",
                    (unsigned)cfg->upload_max_in_flight);
-    _snwprintf(cmd, cmd_cap, L"\"%ls\" --channel %llu --session-id %u%ls%ls", wpath,
-               (unsigned long long)(uintptr_t)client, (unsigned)s->id,
+    _snwprintf(cmd, cmd_cap, L"\"%ls\" --channel %llu --session-id %u%ls%ls%ls", wpath,
+               (unsigned long long)(uintptr_t)client, (unsigned)s->id, window,
                cfg->debug ? L" --debug" : L"", uploads);
     cmd[cmd_cap - 1] = 0;
 
@@ -226,6 +239,8 @@ out:
     free(attrs);
     if (client != INVALID_HANDLE_VALUE)
         CloseHandle(client);
+    if (shm)
+        pshm_share_done(shared, shm); /* the helper has its own copy */
     if (server != INVALID_HANDLE_VALUE)
         CloseHandle(server);
     if (sid)

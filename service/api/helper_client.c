@@ -322,15 +322,10 @@ out:
     return rc;
 }
 
-int hcl_upload_feed(struct hcl_upload *u, const void *data, size_t len, struct err *e)
+/* What a feed's pmux write came to (rc, u->err): 0 sent, 1 answered, < 0 failed. */
+static int upload_fed(struct hcl_upload *u, int rc, struct err *e)
 {
-    int rc;
-
-    if (u->answered)
-        return 1;
-    if (u->failed)
-        return err_set(e, u->err.code, "%s", u->err.msg);
-    if ((rc = pmux_write_data(u->s, data, len, &u->err)) == 0)
+    if (rc == 0)
         return 0;
     if (rc == ERR_CANCELLED) {
         u->answered = 1; /* the helper answered or gave up; finish reads which */
@@ -339,6 +334,26 @@ int hcl_upload_feed(struct hcl_upload *u, const void *data, size_t len, struct e
     u->failed = 1;
     rc = mux_fail(rc, &u->fail_status, &u->err, "an upload");
     return err_set(e, rc, "%s", u->err.msg);
+}
+
+int hcl_upload_feed(struct hcl_upload *u, const void *data, size_t len, struct err *e)
+{
+    if (u->answered)
+        return 1;
+    if (u->failed)
+        return err_set(e, u->err.code, "%s", u->err.msg);
+    return upload_fed(u, pmux_write_data(u->s, data, len, &u->err), e);
+}
+
+int hcl_upload_feed_from(struct hcl_upload *u, pmux_fill_fn fill, void *ctx, uint8_t *spare,
+                         size_t max, size_t *sent, struct err *e)
+{
+    *sent = 0;
+    if (u->answered)
+        return 1;
+    if (u->failed)
+        return err_set(e, u->err.code, "%s", u->err.msg);
+    return upload_fed(u, pmux_write_data_from(u->s, max, spare, fill, ctx, sent, &u->err), e);
 }
 
 int hcl_upload_finish(struct hcl_upload *u, uint32_t timeout_ms, struct hcl_upload_result *res,

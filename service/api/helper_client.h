@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "pmux.h"
 #include "proto.h"
 
 struct pmux;
@@ -85,6 +86,14 @@ int hcl_upload_begin(struct pmux *m, const char *content_type, int64_t content_l
  * the channel failed (then hcl_upload_finish reports it too).
  */
 int hcl_upload_feed(struct hcl_upload *u, const void *data, size_t len, struct err *e);
+/*
+ * Sends the next piece of the body as one DATA frame of up to max bytes that fill writes in
+ * place (pmux_write_data_from): straight into the helper's shared window when it has a free
+ * slot, else into spare (max bytes). *sent: the bytes sent (0: fill had none). Returns as
+ * hcl_upload_feed; fill's own errors are passed on as they are.
+ */
+int hcl_upload_feed_from(struct hcl_upload *u, pmux_fill_fn fill, void *ctx, uint8_t *spare,
+                         size_t max, size_t *sent, struct err *e);
 /*
  * Ends the body (END, unless the helper answered early) and waits for the answer. Always
  * fills res: the helper's UPLOAD_RESULT or ERROR; else a status and message for the failure

@@ -158,41 +158,65 @@ static int upload_local(struct api *a, struct mg_connection *conn, const char *f
     return upload_answer(conn, res.status, res.message);
 }
 
+/* Reading the body for upload_helper: the connection, the Content-Length (-1: unknown), the
+ * bytes read so far and the last mg_read() result (0: end of the body, < 0: an error). */
+struct upload_fill {
+    struct mg_connection *conn;
+    long long want, got;
+    int last;
+};
+
+/*
+ * pmux_fill_fn: the next piece of the body, read by mg_read() straight into buf - a slot of
+ * the helper's shared window when there is one, so the decrypted bytes are not copied again
+ * on their way to the helper. mg_read gives at most one TLS record (16 KiB) a call; the piece
+ * is filled up for fewer, larger DATA frames. Never fails: the end of the body or a read
+ * error stops the piece and stays in f->last for the caller.
+ */
+static int upload_fill(void *ctx, uint8_t *buf, size_t cap, size_t *n, struct err *e)
+{
+    struct upload_fill *f = ctx;
+    size_t have = 0;
+
+    (void)e;
+    while (have < cap && (f->want < 0 || f->got + (long long)have < f->want)) {
+        if ((f->last = mg_read(f->conn, buf + have, cap - have)) <= 0)
+            break;
+        have += (size_t)f->last;
+    }
+    f->got += (long long)have;
+    *n = have;
+    return 0;
+}
+
 /* The body to the user's session helper as DATA; its UPLOAD_RESULT is the answer. */
 static int upload_helper(struct mg_connection *conn, const struct sesm_lease *l, const char *ctype,
                          long long want, char *buf)
 {
-    long long got = 0;
+    struct upload_fill fc = {conn, want, 0, 0};
     struct hcl_upload *u = NULL;
     struct hcl_upload_result res;
     struct err e = ERR_INIT;
-    int n = 0, stopped = 0, status = 500;
+    size_t sent;
+    int stopped = 0, status = 500;
 
     if (hcl_upload_begin(sesm_lease_mux(l), ctype, want, &u, &status, &e) < 0) {
         log_warning("upload via the helper of session %u: %s", (unsigned)sesm_lease_session(l),
                     e.msg);
         return http_reply_error(conn, status, e.msg);
     }
-    while (want < 0 || got < want) {
-        /* fill the piece (mg_read gives at most one TLS record, 16 KiB): fewer, larger
-         * DATA frames to the helper */
-        size_t have = 0;
-        while (have < XFER_HELPER_PIECE && (want < 0 || got + (long long)have < want)) {
-            if ((n = mg_read(conn, buf + have, XFER_HELPER_PIECE - have)) <= 0)
-                break;
-            have += (size_t)n;
-        }
-        got += (long long)have;
-        if (have && hcl_upload_feed(u, buf, have, &e) != 0) {
+    while (want < 0 || fc.got < want) {
+        if (hcl_upload_feed_from(u, upload_fill, &fc, (uint8_t *)buf, XFER_HELPER_PIECE, &sent,
+                                 &e) != 0) {
             stopped = 1; /* answered early, or the helper is gone: finish says which */
             break;
         }
-        if (n <= 0)
+        if (fc.last <= 0)
             break;
     }
-    if (!stopped && (n < 0 || (want >= 0 && got < want))) {
+    if (!stopped && (fc.last < 0 || (want >= 0 && fc.got < want))) {
         hcl_upload_abort(u); /* CANCEL: the helper deletes the partial data */
-        log_info("upload: the client went away after %lld of %lld body bytes", got, want);
+        log_info("upload: the client went away after %lld of %lld body bytes", fc.got, want);
         return http_reply_error(conn, 400, "Incomplete request body");
     }
     if (hcl_upload_finish(u, HCL_TIMEOUT_MS, &res, &e) < 0)

@@ -8,7 +8,7 @@ each helper runs as its user, so its Downloads folder is that user's ~/Downloads
 uploaded file is owned by the user (st_uid), never by root. Not as root: both sessions are
 this user, and HOME points to a temp folder (the helper's ~/Downloads is a temp folder).
 
-Checks: a 3-chunk upload lands in the JWT system_username's Downloads (the '@domain' part
+Checks: both helpers use the shared window (HELLO and their log); a 3-chunk upload lands in the JWT system_username's Downloads (the '@domain' part
 dropped; with two sessions, each token reaches its own user); listing (byte-identical to the
 fallback path's listing of the same files), Range 206, 416, HEAD, If-Modified-Since 304, 301
 and 404 through the helper; multi_user false + an unknown user -> the console session's
@@ -182,6 +182,16 @@ class HelperRoutesTest(unittest.TestCase):
         if ROOT:  # two users: each token reached its own user's helper only
             self.assertFalse(os.path.exists(os.path.join(self.users.downloads(1), "three-0.bin")))
             self.assertFalse(os.path.exists(os.path.join(self.users.downloads(0), "three-1.bin")))
+
+    def test_uploads_use_the_shared_window(self):
+        # both sides agreed on the 4 MiB window at HELLO, and each helper mapped it
+        text = self.single.log()
+        ready = re.findall(r"helper pid \d+ is ready \([^\n]*shared window (\d+) KiB\)", text)
+        self.assertTrue(ready, "no helper-ready line")
+        self.assertEqual(set(ready), {"4096"}, "a helper without the shared window")
+        self.assertGreaterEqual(
+            text.count("uploads arrive through the service's shared window (4096 KiB)"), 2,
+            "the helpers did not both map the shared window")
 
     def test_upload_cap_reaches_the_helpers(self):
         # max_concurrent_uploads is the helper's cap now: it must be on their command line

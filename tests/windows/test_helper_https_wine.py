@@ -196,8 +196,17 @@ def main():
             wait(lambda: re.search(pattern, text()), f"the helper's log line of the {what}")
         n_up = len(re.findall(wanted["upload"], text()))
         check(n_up == 3, f"{n_up} helper upload lines, want 3")
-        print("ok   the agent log shows the helper served the upload (3 chunks), the listing, "
-              "both downloads and the screenshot")
+        # the bodies came through the shared window (the section the service made), not the pipe
+        shared = [int(n) for n in re.findall(
+            esc + r"request \d+: upload answered 200 [^\n]*\((\d+) bytes through the shared window",
+            text())]
+        check(shared and max(shared) >= len(data),
+              f"{max(shared or [0])} bytes through the shared window, want the {len(data)} "
+              "uploaded at least")
+        check("uploads arrive through the service's shared window" in text(),
+              "the helper did not say it mapped the shared window")
+        print("ok   the agent log shows the helper served the upload (3 chunks, through the "
+              "shared window), the listing, both downloads and the screenshot")
     except Exception as e:  # Fail, or e.g. a refused connection or a timeout
         rc = 1
         print(f"FAIL {e if isinstance(e, Fail) else repr(e)}\n---- agent log (end) ----\n{text()[-8000:]}")

@@ -9,7 +9,10 @@
  *
  * The shared window (pmux.h): its slots are PROTO_DATA_MAX bytes each; slot_out[i] is 1 while
  * slot i is the peer's (writer: lent by a DATA_SHARED, until SHARED_FREE) or ours (reader:
- * held by a DATA frame pointing into it, until the frame is freed).
+ * held by a DATA frame pointing into it, until the frame is freed). The reader returns freed
+ * slots in batches (free_batch, a quarter of the slots, or with the next CREDIT, in the same
+ * write), so that the writer's reader thread wakes once per batch, not once per slot; at
+ * most free_batch - 1 slots wait in free_pending, which only ever costs the writer a slot.
  */
 #include "pmux.h"
 
@@ -80,6 +83,8 @@ struct pmux {
     uint32_t slot_next;    /* writer: where the search for a free slot starts */
     int shared_on;         /* writer: the peer mapped the window; DATA may go through it */
     uint64_t shared_bytes; /* DATA bytes sent or received through the window */
+    uint32_t free_pending[PROTO_SHARED_SLOTS_MAX]; /* reader: freed, not yet told */
+    uint32_t nfree_pending, free_batch;
 };
 
 static uint64_t pmux_now(void)
@@ -155,6 +160,19 @@ static int pmux_write_frame(struct pmux *m, uint32_t type, uint32_t id, const vo
     return rc;
 }
 
+/* Writes whole frames already encoded at buf (errors are the channel's end: ignored here). */
+static int pmux_write_raw(struct pmux *m, const uint8_t *buf, size_t len)
+{
+    int rc;
+
+    if ((rc = pmux_check_open(m, NULL)) < 0)
+        return rc;
+    plat_mutex_lock(m->wmu);
+    rc = pchan_write_all(m->ch, buf, len, NULL);
+    plat_mutex_unlock(m->wmu);
+    return rc;
+}
+
 /* Queues a reply for the sender thread (called with mu held, from the reader). */
 static void pmux_queue_reply(struct pmux *m, uint32_t type, uint32_t id, const void *payload,
                              size_t len)
@@ -186,16 +204,44 @@ static void pmux_queue_error(struct pmux *m, uint32_t id, int status, const char
     free(json);
 }
 
+/* Marks the slot of frame f free and pending (reader side); 1 if a batch is due. With mu held. */
+static int pmux_slot_release(struct pmux *m, struct proto_frame *f)
+{
+    uint32_t slot = f->shared_slot - 1;
+
+    f->shared_slot = 0;
+    m->slot_out[slot] = 0;
+    m->free_pending[m->nfree_pending++] = slot;
+    return m->nfree_pending >= m->free_batch;
+}
+
+/* Encodes the pending frees as a whole SHARED_FREE frame at out (room for
+ * PROTO_HEADER_SIZE + PROTO_SHARED_FREE_MAX) and clears them; its length, 0 if none. With mu
+ * held. */
+static size_t pmux_free_frame(struct pmux *m, uint8_t *out)
+{
+    size_t len = 4u * m->nfree_pending;
+
+    if (!len)
+        return 0;
+    proto_header_encode(out, PROTO_SHARED_FREE, (uint32_t)len, 0);
+    proto_shared_free_encode(out + PROTO_HEADER_SIZE, m->free_pending, m->nfree_pending);
+    m->nfree_pending = 0;
+    return PROTO_HEADER_SIZE + len;
+}
+
 /* Frees a frame the application never saw; a slot of the shared window it held goes back to
- * the peer (SHARED_FREE, by the sender thread). With mu held. */
+ * the peer with any pending ones (SHARED_FREE, by the sender thread). With mu held. */
 static void pmux_drop_locked(struct pmux *m, struct proto_frame *f)
 {
-    uint8_t pl[PROTO_SHARED_FREE_LEN];
+    uint8_t buf[PROTO_HEADER_SIZE + PROTO_SHARED_FREE_MAX];
+    size_t n;
 
     if (f && f->shared_slot) {
-        m->slot_out[f->shared_slot - 1] = 0;
-        proto_shared_free_encode(pl, f->shared_slot - 1);
-        pmux_queue_reply(m, PROTO_SHARED_FREE, 0, pl, sizeof(pl));
+        pmux_slot_release(m, f);
+        if ((n = pmux_free_frame(m, buf)) > 0)
+            pmux_queue_reply(m, PROTO_SHARED_FREE, 0, buf + PROTO_HEADER_SIZE,
+                             n - PROTO_HEADER_SIZE);
     }
     proto_frame_free(f);
 }
@@ -496,10 +542,11 @@ static int pmux_shared_in(struct pmux *m, struct proto_frame *f, struct err *why
     return rc;
 }
 
-/* A SHARED_FREE from the reader: the slot is ours again. */
+/* A SHARED_FREE from the reader: those slots are ours again. */
 static int pmux_shared_freed(struct pmux *m, const struct proto_frame *f, struct err *why)
 {
-    uint32_t slot = 0;
+    uint32_t slots[PROTO_SHARED_SLOTS_MAX];
+    size_t n = 0;
     int rc = 0;
 
     if (!m->shared_on)
@@ -508,17 +555,19 @@ static int pmux_shared_freed(struct pmux *m, const struct proto_frame *f, struct
     if (f->h.request_id != 0)
         return err_set(why, ERR_PROTOCOL, "the peer sent SHARED_FREE on request %lu instead of 0",
                        (unsigned long)f->h.request_id);
-    if (proto_shared_free_decode(f->payload, f->h.length, &slot, why) < 0) {
+    if (proto_shared_free_decode(f->payload, f->h.length, slots, &n, why) < 0) {
         why->code = ERR_PROTOCOL;
         return ERR_PROTOCOL;
     }
     plat_mutex_lock(m->mu);
-    if (slot >= m->nslots || !m->slot_out[slot])
-        rc = err_set(why, ERR_PROTOCOL,
-                     "the peer freed slot %lu of the shared window, which it did not have",
-                     (unsigned long)slot);
-    else
-        m->slot_out[slot] = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (slots[i] >= m->nslots || !m->slot_out[slots[i]])
+            rc = err_set(why, ERR_PROTOCOL,
+                         "the peer freed slot %lu of the shared window, which it did not have",
+                         (unsigned long)slots[i]);
+        else
+            m->slot_out[slots[i]] = 0;
+    }
     plat_mutex_unlock(m->mu);
     return rc;
 }
@@ -704,6 +753,9 @@ int pmux_start(struct pchan *ch, const struct pmux_config *cfg, struct pmux **ou
     m->mine.shared = 0;
     if (shared && pshm_size(shared) / PROTO_DATA_MAX > 0 && pshm_size(shared) <= UINT32_MAX) {
         m->nslots = (uint32_t)(pshm_size(shared) / PROTO_DATA_MAX);
+        if (m->nslots > PROTO_SHARED_SLOTS_MAX)
+            m->nslots = PROTO_SHARED_SLOTS_MAX;
+        m->free_batch = m->nslots / 4 ? m->nslots / 4 : 1;
         if (!(m->slot_out = calloc(m->nslots, 1))) {
             rc = err_set(e, ERR_NOMEM, "out of memory for a channel");
             goto out;
@@ -1139,8 +1191,10 @@ void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f)
 {
     struct pmux *m;
     uint64_t credit = 0;
-    uint32_t half, slot = PMUX_NO_SLOT;
-    uint8_t pl[4];
+    uint32_t half;
+    int batch = 0;
+    size_t n = 0;
+    uint8_t out[PROTO_HEADER_SIZE + PROTO_SHARED_FREE_MAX + PROTO_HEADER_SIZE + 4];
 
     if (!f)
         return;
@@ -1148,10 +1202,8 @@ void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f)
         m = s->m;
         half = m->mine.window / 2 ? m->mine.window / 2 : 1;
         plat_mutex_lock(m->mu);
-        if (f->shared_slot) {
-            slot = f->shared_slot - 1;
-            m->slot_out[slot] = 0;
-        }
+        if (f->shared_slot)
+            batch = pmux_slot_release(m, f);
         if (s->in_table) {
             s->rx_consumed += f->h.length;
             if (s->rx_consumed >= half) {
@@ -1160,15 +1212,17 @@ void pmux_frame_free(struct pmux_stream *s, struct proto_frame *f)
                 s->rx_consumed = 0;
             }
         }
+        /* freed slots go back with the credit, or once a batch is due: one write */
+        if (batch || credit)
+            n = pmux_free_frame(m, out);
         plat_mutex_unlock(m->mu);
-        if (slot != PMUX_NO_SLOT) {
-            proto_shared_free_encode(pl, slot);
-            (void)pmux_write_frame(m, PROTO_SHARED_FREE, 0, pl, PROTO_SHARED_FREE_LEN, NULL);
-        }
         if (credit) {
-            proto_credit_encode(pl, (uint32_t)credit);
-            (void)pmux_write_frame(m, PROTO_CREDIT, s->id, pl, sizeof(pl), NULL);
+            proto_header_encode(out + n, PROTO_CREDIT, 4, s->id);
+            proto_credit_encode(out + n + PROTO_HEADER_SIZE, (uint32_t)credit);
+            n += PROTO_HEADER_SIZE + 4;
         }
+        if (n)
+            (void)pmux_write_raw(m, out, n);
     }
     proto_frame_free(f);
 }

@@ -56,7 +56,7 @@ uint32_t proto_max_len(uint32_t type)
     case PROTO_DATA_SHARED:
         return PROTO_DATA_SHARED_LEN;
     case PROTO_SHARED_FREE:
-        return PROTO_SHARED_FREE_LEN;
+        return PROTO_SHARED_FREE_MAX;
     case PROTO_DATA:
         return PROTO_DATA_MAX;
     default: /* END, CANCEL, PING, PONG: empty; unknown types: nothing */
@@ -211,17 +211,25 @@ int proto_data_shared_decode(const void *payload, size_t len, uint32_t *slot, ui
     return 0;
 }
 
-void proto_shared_free_encode(uint8_t out[PROTO_SHARED_FREE_LEN], uint32_t slot)
+void proto_shared_free_encode(uint8_t *out, const uint32_t *slots, size_t n)
 {
-    put_u32(out, slot);
+    for (size_t i = 0; i < n; i++)
+        put_u32(out + 4 * i, slots[i]);
 }
 
-int proto_shared_free_decode(const void *payload, size_t len, uint32_t *slot, struct err *e)
+int proto_shared_free_decode(const void *payload, size_t len, uint32_t *slots, size_t *n,
+                             struct err *e)
 {
-    if (len != PROTO_SHARED_FREE_LEN)
-        return err_set(e, ERR_PARSE, "SHARED_FREE payload has %zu bytes, expected %u", len,
-                       PROTO_SHARED_FREE_LEN);
-    *slot = get_u32(payload);
+    const uint8_t *p = payload;
+
+    *n = 0;
+    if (len == 0 || len % 4 || len > PROTO_SHARED_FREE_MAX)
+        return err_set(e, ERR_PARSE,
+                       "SHARED_FREE payload has %zu bytes, expected 1 to %u slot numbers of 4", len,
+                       PROTO_SHARED_SLOTS_MAX);
+    for (size_t i = 0; i < len / 4; i++)
+        slots[i] = get_u32(p + 4 * i);
+    *n = len / 4;
     return 0;
 }
 

@@ -31,7 +31,8 @@
  *                (pshm.h) instead of the frame. Counts as DATA for flow control. Sent only to
  *                a helper whose HELLO "shared" equals the window's size; the slot stays the
  *                helper's until it answers SHARED_FREE.
- *   SHARED_FREE  helper -> service, id 0, binary: u32 LE slot - done with that slot.
+ *   SHARED_FREE  helper -> service, id 0, binary: u32 LE slot numbers (1 to
+ *                PROTO_SHARED_SLOTS_MAX of them) - done with those slots.
  *   END          empty: the sender's stream of this request is complete.
  *   CANCEL       empty: the sender abandons the request; the receiver stops and frees it.
  *   PING / PONG  empty; PING may be sent on any new id, answered by PONG on the same id.
@@ -274,13 +275,18 @@ PROTO_CODEC(admin_reply)
 /* CREDIT payload: 4 bytes little-endian. */
 void proto_credit_encode(uint8_t out[4], uint32_t n);
 int proto_credit_decode(const void *payload, size_t len, uint32_t *n, struct err *e);
-/* DATA_SHARED {slot, length} and SHARED_FREE {slot}: fixed-size binary payloads. */
-#define PROTO_DATA_SHARED_LEN 8u
-#define PROTO_SHARED_FREE_LEN 4u
+/* DATA_SHARED {slot, length}: 8 bytes. SHARED_FREE {slot...}: 4 bytes a slot; a window
+ * has at most PROTO_SHARED_SLOTS_MAX slots (more memory than that is left unused). */
+#define PROTO_DATA_SHARED_LEN  8u
+#define PROTO_SHARED_SLOTS_MAX 64u
+#define PROTO_SHARED_FREE_MAX  (4u * PROTO_SHARED_SLOTS_MAX)
 void proto_data_shared_encode(uint8_t out[PROTO_DATA_SHARED_LEN], uint32_t slot, uint32_t length);
 int proto_data_shared_decode(const void *payload, size_t len, uint32_t *slot, uint32_t *length,
                              struct err *e);
-void proto_shared_free_encode(uint8_t out[PROTO_SHARED_FREE_LEN], uint32_t slot);
-int proto_shared_free_decode(const void *payload, size_t len, uint32_t *slot, struct err *e);
+/* out: 4 * n bytes (n <= PROTO_SHARED_SLOTS_MAX). */
+void proto_shared_free_encode(uint8_t *out, const uint32_t *slots, size_t n);
+/* slots: room for PROTO_SHARED_SLOTS_MAX; *n: how many were listed (at least 1). */
+int proto_shared_free_decode(const void *payload, size_t len, uint32_t *slots, size_t *n,
+                             struct err *e);
 
 #endif

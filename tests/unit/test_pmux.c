@@ -1734,9 +1734,48 @@ static void act_ds_from_helper(struct pchan *raw)
 }
 static void act_sf_never_lent(struct pchan *raw)
 {
-    uint8_t pl[PROTO_SHARED_FREE_LEN];
-    proto_shared_free_encode(pl, 0);
+    uint8_t pl[4];
+    uint32_t slot = 0;
+    proto_shared_free_encode(pl, &slot, 1);
     raw_send(raw, PROTO_SHARED_FREE, 0, pl, sizeof(pl));
+}
+
+/* The service lends slots 0 and 1 to a raw helper, which frees both in one SHARED_FREE:
+ * accepted; freeing slot 0 again ends the channel. */
+static void test_shared_free_batch(void **state)
+{
+    struct side a;
+    struct pchan *raw;
+    struct pmux_stream *s;
+    struct proto_header h;
+    struct err e = ERR_INIT;
+    static char buf[PROTO_JSON_MAX];
+    uint32_t slots[2] = {0, 1}, slot = 0, len = 0;
+    uint8_t pl[8];
+
+    start_raw_shared(&a, 0, 4, &raw);
+    assert_int_equal(pmux_open(a.m, &s, &e), 0);
+    assert_int_equal(pmux_send(s, PROTO_UPLOAD_BEGIN, "{}", 2, &e), 0);
+    assert_int_equal(raw_recv(raw, buf, sizeof(buf)).type, PROTO_UPLOAD_BEGIN);
+    for (uint32_t i = 0; i < 2; i++) {
+        assert_int_equal(pmux_write_data(s, "abc", 3, &e), 0);
+        h = raw_recv(raw, buf, sizeof(buf));
+        assert_int_equal(h.type, PROTO_DATA_SHARED);
+        assert_int_equal(proto_data_shared_decode(buf, h.length, &slot, &len, &e), 0);
+        assert_int_equal(slot, i);
+        assert_int_equal(len, 3);
+    }
+    proto_shared_free_encode(pl, slots, 2);
+    raw_send(raw, PROTO_SHARED_FREE, 0, pl, sizeof(pl));
+    raw_send(raw, PROTO_PING, 2, NULL, 0); /* answered after the batch was taken */
+    assert_int_equal(raw_recv(raw, buf, sizeof(buf)).type, PROTO_PONG);
+    assert_true(pmux_alive(a.m));
+    raw_send(raw, PROTO_SHARED_FREE, 0, pl, 4);
+    wait_until(&a.closes, 1);
+    assert_non_null(strstr(a.close_err.msg, "slot 0 of the shared window, which it did not have"));
+    pmux_close(s);
+    side_free(&a);
+    pchan_close(raw);
 }
 
 static void test_shared_window_violations(void **state)
@@ -1844,6 +1883,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_shared_window_fallback),
         cmocka_unit_test(test_write_data_from),
         cmocka_unit_test(test_shared_window_violations),
+        cmocka_unit_test(test_shared_free_batch),
         cmocka_unit_test(test_shared_window_read_only),
     };
     return UNIT_RUN("pmux", tests, NULL, NULL);

@@ -128,7 +128,7 @@ static void test_max_len_table(void **state)
     assert_int_equal(proto_max_len(PROTO_DATA), PROTO_DATA_MAX);
     assert_int_equal(proto_max_len(PROTO_CREDIT), 4);
     assert_int_equal(proto_max_len(PROTO_DATA_SHARED), 8);
-    assert_int_equal(proto_max_len(PROTO_SHARED_FREE), 4);
+    assert_int_equal(proto_max_len(PROTO_SHARED_FREE), 4 * PROTO_SHARED_SLOTS_MAX);
     assert_int_equal(proto_max_len(PROTO_END), 0);
     assert_int_equal(proto_max_len(PROTO_CANCEL), 0);
     assert_int_equal(proto_max_len(PROTO_PING), 0);
@@ -209,7 +209,7 @@ static void test_credit_codec(void **state)
     assert_int_equal(proto_credit_decode(b, 0, &n, &e), ERR_PARSE);
 }
 
-/* DATA_SHARED {slot, length} and SHARED_FREE {slot}: little-endian, exact sizes only. */
+/* DATA_SHARED {slot, length} and SHARED_FREE {slot...}: little-endian, exact sizes only. */
 static void test_shared_codecs(void **state)
 {
     uint8_t b[PROTO_DATA_SHARED_LEN + 1] = {0};
@@ -228,12 +228,32 @@ static void test_shared_codecs(void **state)
     assert_non_null(strstr(e.msg, "DATA_SHARED"));
     assert_int_equal(proto_data_shared_decode(b, 9, &slot, &len, &e), ERR_PARSE);
 
-    proto_shared_free_encode(b, 77);
-    assert_int_equal(proto_shared_free_decode(b, 4, &slot, &e), 0);
-    assert_int_equal(slot, 77);
-    assert_int_equal(proto_shared_free_decode(b, 0, &slot, &e), ERR_PARSE);
-    assert_int_equal(proto_shared_free_decode(b, 5, &slot, &e), ERR_PARSE);
-    assert_non_null(strstr(e.msg, "SHARED_FREE"));
+    {
+        uint32_t in[PROTO_SHARED_SLOTS_MAX + 1], out[PROTO_SHARED_SLOTS_MAX];
+        uint8_t big[4 * (PROTO_SHARED_SLOTS_MAX + 1)];
+        size_t n = 0;
+        for (uint32_t i = 0; i <= PROTO_SHARED_SLOTS_MAX; i++)
+            in[i] = 1000 + i;
+        proto_shared_free_encode(big, in, 3);
+        assert_int_equal(big[0], 1000 & 0xff);
+        assert_int_equal(big[1], 1000 >> 8);
+        assert_int_equal(proto_shared_free_decode(big, 12, out, &n, &e), 0);
+        assert_int_equal(n, 3);
+        assert_memory_equal(out, in, 3 * sizeof(uint32_t));
+        proto_shared_free_encode(big, in, PROTO_SHARED_SLOTS_MAX);
+        assert_int_equal(proto_shared_free_decode(big, 4 * PROTO_SHARED_SLOTS_MAX, out, &n, &e), 0);
+        assert_int_equal(n, PROTO_SHARED_SLOTS_MAX);
+        assert_int_equal(out[PROTO_SHARED_SLOTS_MAX - 1], 1000 + PROTO_SHARED_SLOTS_MAX - 1);
+        /* none, a partial number, more slots than a window has: refused */
+        assert_int_equal(proto_shared_free_decode(big, 0, out, &n, &e), ERR_PARSE);
+        assert_int_equal(proto_shared_free_decode(big, 5, out, &n, &e), ERR_PARSE);
+        assert_non_null(strstr(e.msg, "SHARED_FREE"));
+        proto_shared_free_encode(big, in, PROTO_SHARED_SLOTS_MAX + 1);
+        assert_int_equal(
+            proto_shared_free_decode(big, 4 * (PROTO_SHARED_SLOTS_MAX + 1), out, &n, &e),
+            ERR_PARSE);
+        assert_int_equal(n, 0);
+    }
 }
 
 /* ---- HELLO check ---- */

@@ -17,18 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pshm_int.h"
+
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
 
 #define PSHM_SEALS (F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)
-
-struct pshm {
-    int fd;
-    uint8_t *base;
-    size_t size;
-    int writable;
-};
 
 int pshm_create(size_t size, struct pshm **out, struct err *e)
 {
@@ -41,25 +36,25 @@ int pshm_create(size_t size, struct pshm **out, struct err *e)
     if (!(w = calloc(1, sizeof(*w))))
         return err_set(e, ERR_NOMEM, "out of memory for a shared window");
     w->base = MAP_FAILED;
-    w->fd = memfd_create("kasm-shared-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (w->fd < 0) {
+    w->os = memfd_create("kasm-shared-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (w->os < 0) {
         rc = err_set(e, errno == ENOSYS || errno == EINVAL ? ERR_UNSUPPORTED : ERR_IO,
                      "cannot create a shared window: memfd_create: %s", strerror(errno));
         goto out;
     }
-    if (ftruncate(w->fd, (off_t)size) < 0) {
+    if (ftruncate((int)w->os, (off_t)size) < 0) {
         rc = err_set(e, errno == ENOSPC || errno == ENOMEM ? ERR_NO_SPACE : ERR_IO,
                      "cannot size a shared window of %zu bytes: %s", size, strerror(errno));
         goto out;
     }
-    w->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
+    w->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)w->os, 0);
     if (w->base == MAP_FAILED) {
         rc = err_set(e, ERR_NOMEM, "cannot map a shared window of %zu bytes: %s", size,
                      strerror(errno));
         goto out;
     }
     /* after our writable mapping: the seal refuses only new ones */
-    if (fcntl(w->fd, F_ADD_SEALS, PSHM_SEALS) < 0) {
+    if (fcntl((int)w->os, F_ADD_SEALS, PSHM_SEALS) < 0) {
         rc = err_set(e, ERR_UNSUPPORTED,
                      "cannot seal a shared window (Linux 5.1 or later is needed): %s",
                      strerror(errno));
@@ -73,8 +68,8 @@ out:
     if (w) {
         if (w->base != MAP_FAILED)
             munmap(w->base, size);
-        if (w->fd >= 0)
-            close(w->fd);
+        if (w->os >= 0)
+            close((int)w->os);
         free(w);
     }
     return rc;
@@ -84,7 +79,7 @@ int pshm_share(struct pshm *w, intptr_t *os_handle, struct err *e)
 {
     if (!w->writable)
         return err_set(e, ERR_INVALID, "only the writer of a shared window can share it");
-    *os_handle = w->fd;
+    *os_handle = w->os;
     return 0;
 }
 
@@ -133,7 +128,7 @@ int pshm_open_reader(intptr_t os_handle, size_t size, struct pshm **out, struct 
         goto out;
     }
     fcntl(fd, F_SETFD, FD_CLOEXEC); /* nothing we start needs it */
-    w->fd = fd;
+    w->os = fd;
     fd = -1;
     w->size = size;
     *out = w;
@@ -145,26 +140,11 @@ out:
     return rc;
 }
 
-uint8_t *pshm_base(const struct pshm *w)
-{
-    return w->base;
-}
-
-size_t pshm_size(const struct pshm *w)
-{
-    return w->size;
-}
-
-int pshm_writable(const struct pshm *w)
-{
-    return w->writable;
-}
-
 void pshm_free(struct pshm *w)
 {
     if (!w)
         return;
     munmap(w->base, w->size);
-    close(w->fd);
+    close((int)w->os);
     free(w);
 }

@@ -11,14 +11,8 @@
 
 #include <stdlib.h>
 
+#include "pshm_int.h"
 #include "win32/wide.h"
-
-struct pshm {
-    HANDLE section;
-    uint8_t *base;
-    size_t size;
-    int writable;
-};
 
 int pshm_create(size_t size, struct pshm **out, struct err *e)
 {
@@ -30,13 +24,13 @@ int pshm_create(size_t size, struct pshm **out, struct err *e)
         return err_set(e, ERR_INVALID, "a shared window of %zu bytes is not possible", size);
     if (!(w = calloc(1, sizeof(*w))))
         return err_set(e, ERR_NOMEM, "out of memory for a shared window");
-    w->section =
-        CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0, (DWORD)size, NULL);
-    if (!w->section) {
+    w->os = (intptr_t)CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0, (DWORD)size,
+                                         NULL);
+    if (!w->os) {
         rc = plat_win_fail(e, GetLastError(), "cannot create a shared window", NULL);
         goto out;
     }
-    w->base = MapViewOfFile(w->section, FILE_MAP_WRITE, 0, 0, size);
+    w->base = MapViewOfFile((HANDLE)w->os, FILE_MAP_WRITE, 0, 0, size);
     if (!w->base) {
         rc = plat_win_fail(e, GetLastError(), "cannot map a shared window", NULL);
         goto out;
@@ -47,8 +41,8 @@ int pshm_create(size_t size, struct pshm **out, struct err *e)
     w = NULL;
 out:
     if (w) {
-        if (w->section)
-            CloseHandle(w->section);
+        if (w->os)
+            CloseHandle((HANDLE)w->os);
         free(w);
     }
     return rc;
@@ -60,8 +54,8 @@ int pshm_share(struct pshm *w, intptr_t *os_handle, struct err *e)
 
     if (!w->writable)
         return err_set(e, ERR_INVALID, "only the writer of a shared window can share it");
-    if (!DuplicateHandle(GetCurrentProcess(), w->section, GetCurrentProcess(), &ro, FILE_MAP_READ,
-                         TRUE, 0))
+    if (!DuplicateHandle(GetCurrentProcess(), (HANDLE)w->os, GetCurrentProcess(), &ro,
+                         FILE_MAP_READ, TRUE, 0))
         return plat_win_fail(e, GetLastError(), "cannot share the shared window", NULL);
     *os_handle = (intptr_t)ro;
     return 0;
@@ -96,7 +90,7 @@ int pshm_open_reader(intptr_t os_handle, size_t size, struct pshm **out, struct 
         goto out;
     }
     SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0); /* nothing we start needs it */
-    w->section = h;
+    w->os = (intptr_t)h;
     h = NULL;
     w->size = size;
     *out = w;
@@ -108,26 +102,11 @@ out:
     return rc;
 }
 
-uint8_t *pshm_base(const struct pshm *w)
-{
-    return w->base;
-}
-
-size_t pshm_size(const struct pshm *w)
-{
-    return w->size;
-}
-
-int pshm_writable(const struct pshm *w)
-{
-    return w->writable;
-}
-
 void pshm_free(struct pshm *w)
 {
     if (!w)
         return;
     UnmapViewOfFile(w->base);
-    CloseHandle(w->section);
+    CloseHandle((HANDLE)w->os);
     free(w);
 }
